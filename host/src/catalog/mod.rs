@@ -1,0 +1,239 @@
+//! The modules being served and the one path every tool call takes: find the
+//! module and tool, validate the arguments, run the tool in a fresh instance,
+//! check the result. The MCP layer (and later the plan executor) calls only
+//! this.
+
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::registry::manifest::ToolSpec;
+use crate::registry::{ModuleManifest, Scan};
+use crate::runtime::{CallContext, CallError, ModuleError, PreparedModule, Runtime, ToolOutput};
+use schema::ArgumentValidator;
+
+/// A tool ready to be called.
+#[derive(Debug)]
+pub struct ServedTool {
+    pub spec: ToolSpec,
+    /// The input schema as enforced and as shown to clients (closed objects).
+    pub input_schema: Value,
+    input: ArgumentValidator,
+    output: Option<ArgumentValidator>,
+}
+
+/// A pinned module ready to be called.
+#[derive(Debug)]
+pub struct ServedModule {
+    pub manifest: ModuleManifest,
+    pub sha256: String,
+    pub file: String,
+    prepared: PreparedModule,
+    tools: BTreeMap<String, ServedTool>,
+}
+
+impl ServedModule {
+    pub fn tools(&self) -> impl Iterator<Item = &ServedTool> {
+        // In declaration order, as the module author arranged them.
+        self.manifest
+            .tools
+            .iter()
+            .filter_map(|t| self.tools.get(&t.name))
+    }
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum InvokeError {
+    #[error("unknown module `{module}`; available modules: {}", list(.available))]
+    UnknownModule {
+        module: String,
+        available: Vec<String>,
+    },
+    #[error("module `{module}` has no tool `{tool}`; its tools: {}", list(.available))]
+    UnknownTool {
+        module: String,
+        tool: String,
+        available: Vec<String>,
+    },
+    #[error("invalid arguments for {module}.{tool}: {problems}")]
+    InvalidArguments {
+        module: String,
+        tool: String,
+        problems: String,
+    },
+    #[error("{module}.{tool} failed: {error}")]
+    Module {
+        module: String,
+        tool: String,
+        error: ModuleError,
+    },
+    #[error(transparent)]
+    Call(#[from] CallError),
+    #[error(
+        "{module}.{tool} returned a result that does not match its declared output schema: {problems}"
+    )]
+    InvalidOutput {
+        module: String,
+        tool: String,
+        problems: String,
+    },
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "(none)".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The served modules, by name.
+pub struct Catalog {
+    runtime: Arc<Runtime>,
+    modules: BTreeMap<String, ServedModule>,
+}
+
+impl Catalog {
+    /// Serve every pinned module of `scan`. A module whose schemas cannot be
+    /// compiled is left out with a warning; the others are served.
+    pub fn new(runtime: Arc<Runtime>, scan: &Scan) -> Catalog {
+        let mut modules = BTreeMap::new();
+        for file in scan.pinned() {
+            let (Some(manifest), Some(prepared)) = (&file.manifest, &file.prepared) else {
+                continue;
+            };
+            match serve(
+                manifest,
+                file.sha256.clone(),
+                file.file.clone(),
+                prepared.clone(),
+            ) {
+                Ok(module) => {
+                    modules.insert(manifest.name.clone(), module);
+                }
+                Err(reason) => {
+                    tracing::warn!(module = %manifest.name, file = %file.file, "not served: {reason}");
+                }
+            }
+        }
+        Catalog { runtime, modules }
+    }
+
+    pub fn modules(&self) -> impl Iterator<Item = &ServedModule> {
+        self.modules.values()
+    }
+
+    pub fn module(&self, name: &str) -> Result<&ServedModule, InvokeError> {
+        self.modules
+            .get(name)
+            .ok_or_else(|| InvokeError::UnknownModule {
+                module: name.to_owned(),
+                available: self.modules.keys().cloned().collect(),
+            })
+    }
+
+    pub fn tool(
+        &self,
+        module: &str,
+        tool: &str,
+    ) -> Result<(&ServedModule, &ServedTool), InvokeError> {
+        let served = self.module(module)?;
+        let found = served
+            .tools
+            .get(tool)
+            .ok_or_else(|| InvokeError::UnknownTool {
+                module: module.to_owned(),
+                tool: tool.to_owned(),
+                available: served
+                    .manifest
+                    .tools
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect(),
+            })?;
+        Ok((served, found))
+    }
+
+    /// Validate and run one tool call in a fresh sandboxed instance.
+    pub async fn invoke(
+        &self,
+        module: &str,
+        tool: &str,
+        arguments: &Value,
+        context: &CallContext,
+    ) -> Result<ToolOutput, InvokeError> {
+        let (served, found) = self.tool(module, tool)?;
+        found
+            .input
+            .validate(arguments)
+            .map_err(|problems| InvokeError::InvalidArguments {
+                module: module.to_owned(),
+                tool: tool.to_owned(),
+                problems,
+            })?;
+        let output = self
+            .runtime
+            .call(&served.prepared, module, tool, arguments, context)
+            .await?
+            .map_err(|error| InvokeError::Module {
+                module: module.to_owned(),
+                tool: tool.to_owned(),
+                error,
+            })?;
+        if let Some(validator) = &found.output {
+            let problem = match &output.structured {
+                None => Some("no structured result".to_owned()),
+                Some(value) => validator.validate(value).err(),
+            };
+            if let Some(problems) = problem {
+                return Err(InvokeError::InvalidOutput {
+                    module: module.to_owned(),
+                    tool: tool.to_owned(),
+                    problems,
+                });
+            }
+        }
+        Ok(output)
+    }
+}
+
+fn serve(
+    manifest: &ModuleManifest,
+    sha256: String,
+    file: String,
+    prepared: PreparedModule,
+) -> Result<ServedModule, String> {
+    let mut tools = BTreeMap::new();
+    for spec in &manifest.tools {
+        let input_schema = schema::close_object_schemas(&spec.input_schema);
+        let input = ArgumentValidator::new(&input_schema)
+            .map_err(|e| format!("tool `{}`: input schema: {e}", spec.name))?;
+        // Output schemas are checked as declared: a module may return more
+        // than it promised, the client just ignores it.
+        let output = spec
+            .output_schema
+            .as_ref()
+            .map(ArgumentValidator::new)
+            .transpose()
+            .map_err(|e| format!("tool `{}`: output schema: {e}", spec.name))?;
+        tools.insert(
+            spec.name.clone(),
+            ServedTool {
+                spec: spec.clone(),
+                input_schema,
+                input,
+                output,
+            },
+        );
+    }
+    Ok(ServedModule {
+        manifest: manifest.clone(),
+        sha256,
+        file,
+        prepared,
+        tools,
+    })
+}

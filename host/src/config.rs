@@ -1,0 +1,292 @@
+//! `mcpist.toml`: the one configuration file.
+//!
+//! Where things are found:
+//! - the config file: `--config`, else `$MCPIST_CONFIG`, else
+//!   `$MCPIST_HOME/mcpist.toml` if it exists, else built-in defaults;
+//! - the data folder `MCPIST_HOME`: `$MCPIST_HOME`, else
+//!   `$XDG_DATA_HOME/mcpist`, else `~/.local/share/mcpist`;
+//! - relative paths inside the file are relative to the file's folder;
+//!   `plugins_dir` defaults to `$MCPIST_HOME/plugins` and `lock_file` to
+//!   `$MCPIST_HOME/registry.lock`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::runtime::Limits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {key}{message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        /// `key `a.b`: ` or empty when the error is not about one key.
+        key: String,
+        message: String,
+    },
+    #[error(
+        "cannot find a data folder: set MCPIST_HOME (or HOME) to the folder where mcpist keeps its files"
+    )]
+    NoHome,
+}
+
+/// The file as written; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    plugins_dir: Option<PathBuf>,
+    lock_file: Option<PathBuf>,
+    #[serde(default)]
+    limits: LimitsFile,
+    #[serde(default)]
+    log: LogFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    memory_mib: Option<u64>,
+    cpu_ms: Option<u64>,
+    wall_ms: Option<u64>,
+    output_kib: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogFile {
+    level: Option<String>,
+    file: Option<PathBuf>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub source: Option<PathBuf>,
+    pub home: PathBuf,
+    pub plugins_dir: PathBuf,
+    pub lock_file: PathBuf,
+    pub limits: Limits,
+    /// A `tracing` filter directive; `MCPIST_LOG` overrides it.
+    pub log_level: String,
+    /// Log to this file instead of stderr.
+    pub log_file: Option<PathBuf>,
+}
+
+/// Values from the environment, passed in so that tests need not mutate the
+/// process environment.
+#[derive(Debug, Default, Clone)]
+pub struct Env {
+    pub mcpist_config: Option<PathBuf>,
+    pub mcpist_home: Option<PathBuf>,
+    pub xdg_data_home: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+}
+
+impl Env {
+    pub fn from_process() -> Self {
+        let var = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Env {
+            mcpist_config: var("MCPIST_CONFIG"),
+            mcpist_home: var("MCPIST_HOME"),
+            xdg_data_home: var("XDG_DATA_HOME"),
+            home: var("HOME"),
+        }
+    }
+
+    fn data_home(&self) -> Result<PathBuf, ConfigError> {
+        if let Some(home) = &self.mcpist_home {
+            return Ok(home.clone());
+        }
+        if let Some(xdg) = &self.xdg_data_home {
+            return Ok(xdg.join("mcpist"));
+        }
+        self.home
+            .as_ref()
+            .map(|h| h.join(".local/share/mcpist"))
+            .ok_or(ConfigError::NoHome)
+    }
+}
+
+impl Config {
+    /// Load the configuration: `explicit` is the `--config` argument.
+    pub fn load(explicit: Option<&Path>, env: &Env) -> Result<Config, ConfigError> {
+        let home = env.data_home()?;
+        let path = match explicit
+            .map(Path::to_path_buf)
+            .or_else(|| env.mcpist_config.clone())
+        {
+            Some(path) => Some(path),
+            None => Some(home.join("mcpist.toml")).filter(|p| p.is_file()),
+        };
+        let (file, base) = match &path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let file = parse(path, &text)?;
+                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                (file, base)
+            }
+            None => (ConfigFile::default(), home.clone()),
+        };
+        let defaults = Limits::default();
+        let limits = Limits {
+            memory_bytes: file
+                .limits
+                .memory_mib
+                .map_or(defaults.memory_bytes, |m| m << 20),
+            cpu_time: file
+                .limits
+                .cpu_ms
+                .map_or(defaults.cpu_time, Duration::from_millis),
+            wall_time: file
+                .limits
+                .wall_ms
+                .map_or(defaults.wall_time, Duration::from_millis),
+            output_bytes: file
+                .limits
+                .output_kib
+                .map_or(defaults.output_bytes, |k| (k as usize) << 10),
+        };
+        let resolve = |p: Option<PathBuf>, default: &str| match p {
+            Some(p) if p.is_relative() => base.join(p),
+            Some(p) => p,
+            None => home.join(default),
+        };
+        Ok(Config {
+            plugins_dir: resolve(file.plugins_dir, "plugins"),
+            lock_file: resolve(file.lock_file, "registry.lock"),
+            log_file: file
+                .log
+                .file
+                .map(|p| if p.is_relative() { base.join(p) } else { p }),
+            log_level: file.log.level.unwrap_or_else(|| "info".to_owned()),
+            limits,
+            home,
+            source: path,
+        })
+    }
+}
+
+fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        let (line, key) = locate(text, offset);
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            key: key.map(|k| format!("key `{k}`: ")).unwrap_or_default(),
+            message: e.message().trim().to_owned(),
+        }
+    })
+}
+
+/// The 1-based line of `offset` and the dotted key defined on that line, if
+/// any (`[limits]` + `memory_mib = ...` gives `limits.memory_mib`).
+fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
+    let before = &text[..offset.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_owned())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let key = match (table, key) {
+        (Some(t), Some(k)) if !line.trim_start().starts_with('[') => Some(format!("{t}.{k}")),
+        (_, k) => k,
+    };
+    (line_no, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(home: &Path) -> Env {
+        Env {
+            mcpist_home: Some(home.to_path_buf()),
+            ..Env::default()
+        }
+    }
+
+    #[test]
+    fn defaults_live_in_the_data_folder() {
+        let home = tempfile::tempdir().unwrap();
+        let config = Config::load(None, &env(home.path())).unwrap();
+        assert_eq!(config.plugins_dir, home.path().join("plugins"));
+        assert_eq!(config.lock_file, home.path().join("registry.lock"));
+        assert_eq!(config.limits.memory_bytes, 64 << 20);
+        assert!(config.source.is_none());
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcpist.toml");
+        std::fs::write(&path, "plugins_dir = \"mods\"\n[limits]\nmemory_mib = 16\n").unwrap();
+        let config = Config::load(Some(&path), &env(dir.path())).unwrap();
+        assert_eq!(config.plugins_dir, dir.path().join("mods"));
+        assert_eq!(config.limits.memory_bytes, 16 << 20);
+    }
+
+    #[test]
+    fn a_bad_value_names_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcpist.toml");
+        std::fs::write(
+            &path,
+            "# limits\n[limits]\ncpu_ms = 100\nmemory_mib = \"lots\"\n",
+        )
+        .unwrap();
+        let message = Config::load(Some(&path), &env(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(&format!("{}:4: key `limits.memory_mib`: ", path.display())),
+            "{message}"
+        );
+        assert!(message.contains("expected u64"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcpist.toml");
+        std::fs::write(&path, "plugin_dir = \"x\"\n").unwrap();
+        let message = Config::load(Some(&path), &env(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(":1: key `plugin_dir`: unknown field `plugin_dir`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        let err = Config::load(Some(&missing), &env(dir.path())).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+    }
+}

@@ -1,0 +1,59 @@
+//! Structured logs with `tracing`.
+//!
+//! Logs never go to stdout: in stdio mode stdout carries MCP messages only,
+//! whatever the log level. They go to stderr, or to a file if configured.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use tracing_subscriber::EnvFilter;
+
+/// Targets that log every function they compile at debug and trace level:
+/// megabytes per module. They stay at `warn` unless the filter names them.
+const COMPILER_TARGETS: &[&str] = &[
+    "cranelift",
+    "regalloc2",
+    "wasmtime_internal_cranelift",
+    "wasmtime_environ",
+    "wasmtime_internal_environ",
+];
+
+/// Install the global subscriber. `MCPIST_LOG` (a `tracing` filter such as
+/// `debug` or `mcpist=trace`) overrides the configured level.
+pub fn init(level: &str, file: Option<&Path>) -> anyhow::Result<()> {
+    let (directive, origin) = match std::env::var("MCPIST_LOG") {
+        Ok(directive) if !directive.is_empty() => (directive, "MCPIST_LOG"),
+        _ => (level.to_owned(), "the config's log level"),
+    };
+    let filter = filter(&directive)
+        .map_err(|e| anyhow::anyhow!("{origin} {directive:?} is not a valid log filter: {e}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open log file {}: {e}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+        None => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init(),
+    }
+    Ok(())
+}
+
+fn filter(directive: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    let mut filter = EnvFilter::try_new(directive)?;
+    for target in COMPILER_TARGETS {
+        if !directive.contains(target) {
+            filter = filter.add_directive(format!("{target}=warn").parse()?);
+        }
+    }
+    Ok(filter)
+}

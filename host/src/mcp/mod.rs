@@ -1,0 +1,218 @@
+//! The MCP face of the host: the meta-tools an LLM sees instead of every
+//! module's tools.
+//!
+//! - `get_module_schema`: the catalog, or one or more modules' tools with
+//!   their schemas and annotations;
+//! - `call_module_tool`: run one tool of one module.
+//!
+//! Errors a model can act on (unknown module, bad arguments, a module's own
+//! error) come back as tool results with `isError: true`, so the model reads
+//! them; only protocol misuse (an unknown meta-tool) is a JSON-RPC error.
+
+mod meta_tools;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+use serde_json::{Value, json};
+
+use crate::catalog::{Catalog, InvokeError, ServedModule};
+use crate::runtime::{CallContext, ContentItem, ToolOutput};
+use meta_tools::{CALL_MODULE_TOOL, CallModuleToolArgs, GET_MODULE_SCHEMA, GetModuleSchemaArgs};
+
+const INSTRUCTIONS: &str = "MCPist gives access to the owner's service modules through two tools. \
+Call get_module_schema with no arguments to see the modules, then with {\"module\": NAME} to see a \
+module's tools and their input schemas; then call call_module_tool with {module, tool, arguments}.";
+
+/// One MCP session's view of the host.
+#[derive(Clone)]
+pub struct McpServer {
+    catalog: Arc<Catalog>,
+    tools: Arc<Vec<Tool>>,
+}
+
+impl McpServer {
+    pub fn new(catalog: Arc<Catalog>) -> McpServer {
+        McpServer {
+            catalog,
+            tools: Arc::new(meta_tools::definitions()),
+        }
+    }
+
+    /// Serve MCP over this process's stdin and stdout until the client
+    /// disconnects.
+    pub async fn serve_stdio(self) -> anyhow::Result<()> {
+        let running = self.serve(rmcp::transport::stdio()).await?;
+        let reason = running.waiting().await?;
+        tracing::info!(?reason, "MCP session over stdio ended");
+        Ok(())
+    }
+
+    fn get_module_schema(&self, args: GetModuleSchemaArgs) -> CallToolResult {
+        let names = args.module.map(|m| m.into_vec()).unwrap_or_default();
+        if names.is_empty() {
+            let modules: Vec<Value> = self
+                .catalog
+                .modules()
+                .map(|m| {
+                    json!({
+                        "name": m.manifest.name,
+                        "version": m.manifest.version,
+                        "description": m.manifest.description,
+                        "tools": m.tools().map(|t| t.spec.name.as_str()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            return CallToolResult::structured(json!({ "modules": modules }));
+        }
+        let mut modules = Vec::with_capacity(names.len());
+        for name in &names {
+            match self.catalog.module(name) {
+                Ok(module) => modules.push(module_schema(module)),
+                Err(error) => return tool_error(&error.to_string()),
+            }
+        }
+        CallToolResult::structured(json!({ "modules": modules }))
+    }
+
+    async fn call_module_tool(&self, args: CallModuleToolArgs) -> CallToolResult {
+        let started = Instant::now();
+        let arguments = args
+            .arguments
+            .unwrap_or_else(crate::catalog::schema::empty_arguments);
+        let context = CallContext {
+            account: args.account.clone(),
+        };
+        let result = self
+            .catalog
+            .invoke(&args.module, &args.tool, &arguments, &context)
+            .await;
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        match result {
+            Ok(output) => {
+                tracing::info!(module = %args.module, tool = %args.tool, elapsed_us, "call ok");
+                tool_success(output)
+            }
+            Err(error) => {
+                let outcome = match &error {
+                    InvokeError::Module { .. } => "tool error",
+                    InvokeError::UnknownModule { .. }
+                    | InvokeError::UnknownTool { .. }
+                    | InvokeError::InvalidArguments { .. } => "refused",
+                    InvokeError::Call(_) | InvokeError::InvalidOutput { .. } => "failed",
+                };
+                tracing::warn!(module = %args.module, tool = %args.tool, elapsed_us, outcome, "{error}");
+                tool_error(&error.to_string())
+            }
+        }
+    }
+}
+
+/// A module's tools with their schemas, as the model needs them to call.
+fn module_schema(module: &ServedModule) -> Value {
+    let tools: Vec<Value> = module
+        .tools()
+        .map(|t| {
+            let f = t.spec.flags;
+            let mut tool = json!({
+                "name": t.spec.name,
+                "description": t.spec.description,
+                "inputSchema": t.input_schema,
+                "annotations": {
+                    "readOnlyHint": f.read_only,
+                    "destructiveHint": f.destructive,
+                    "idempotentHint": f.idempotent,
+                    "openWorldHint": f.open_world,
+                },
+                "flags": f.names(),
+            });
+            if let Some(output) = &t.spec.output_schema {
+                tool["outputSchema"] = output.clone();
+            }
+            tool
+        })
+        .collect();
+    json!({
+        "name": module.manifest.name,
+        "version": module.manifest.version,
+        "description": module.manifest.description,
+        "sha256": module.sha256,
+        "tools": tools,
+    })
+}
+
+fn tool_success(output: ToolOutput) -> CallToolResult {
+    let mut content: Vec<ContentBlock> = output
+        .content
+        .into_iter()
+        .map(|item| match item {
+            ContentItem::Text(text) | ContentItem::Json(text) => ContentBlock::text(text),
+        })
+        .collect();
+    // Clients that ignore structured content still get the result as text.
+    if content.is_empty()
+        && let Some(structured) = &output.structured
+    {
+        content.push(ContentBlock::text(structured.to_string()));
+    }
+    let mut result = CallToolResult::success(content);
+    result.structured_content = output.structured;
+    result
+}
+
+fn tool_error(message: &str) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.to_owned())])
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("mcpist", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        let result = match request.name.as_ref() {
+            GET_MODULE_SCHEMA => match meta_tools::parse(arguments) {
+                Ok(args) => self.get_module_schema(args),
+                Err(message) => tool_error(&message),
+            },
+            CALL_MODULE_TOOL => match meta_tools::parse(arguments) {
+                Ok(args) => self.call_module_tool(args).await,
+                Err(message) => tool_error(&message),
+            },
+            other => {
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "unknown tool `{other}`; this server offers {GET_MODULE_SCHEMA} and {CALL_MODULE_TOOL}"
+                    ),
+                    None,
+                ));
+            }
+        };
+        Ok(result.into())
+    }
+}

@@ -1,0 +1,261 @@
+//! `registry.lock`: the modules the owner approved, pinned by sha256.
+//!
+//! The file is TOML, meant to be committed and reviewed like a dependency
+//! lock. It is only ever rewritten whole and atomically (temporary file,
+//! fsync, rename), so a crash leaves either the old or the new file.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::manifest::{CredentialBinding, ModuleManifest};
+
+const FORMAT_VERSION: u32 = 1;
+
+const HEADER: &str = "\
+# registry.lock: the service modules approved to run, pinned by sha256.
+# Written by `mcpist plugins approve`; review changes like a dependency lock.
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid lock file: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error(
+        "{path} has format version {found}; this mcpist understands version {FORMAT_VERSION}: upgrade mcpist"
+    )]
+    Version { path: PathBuf, found: u32 },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One approved module.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockEntry {
+    pub name: String,
+    pub version: String,
+    /// File name inside the plugins folder.
+    pub file: String,
+    pub sha256: String,
+    /// Approved outbound origins.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub credentials: Vec<CredentialBinding>,
+    /// Tool name → digest of its name, description, schemas and flags.
+    #[serde(default)]
+    pub tools: BTreeMap<String, String>,
+}
+
+impl LockEntry {
+    pub fn new(file: &str, sha256: &str, manifest: &ModuleManifest) -> Self {
+        LockEntry {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            file: file.to_owned(),
+            sha256: sha256.to_owned(),
+            hosts: manifest.hosts.clone(),
+            credentials: manifest.credentials.clone(),
+            tools: manifest
+                .tools
+                .iter()
+                .map(|t| (t.name.clone(), t.digest()))
+                .collect(),
+        }
+    }
+
+    /// Whether `manifest` declares exactly what this entry approved.
+    pub fn matches(&self, manifest: &ModuleManifest) -> bool {
+        self.name == manifest.name
+            && self.version == manifest.version
+            && self.hosts == manifest.hosts
+            && self.credentials == manifest.credentials
+            && self.tools.len() == manifest.tools.len()
+            && manifest
+                .tools
+                .iter()
+                .all(|t| self.tools.get(&t.name) == Some(&t.digest()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockFileRepr {
+    version: u32,
+    #[serde(default, rename = "module")]
+    modules: Vec<LockEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lock {
+    entries: Vec<LockEntry>,
+}
+
+impl Lock {
+    /// Read the lock; a missing file is an empty lock (nothing approved yet).
+    pub fn load(path: &Path) -> Result<Lock, LockError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lock::default()),
+            Err(source) => {
+                return Err(LockError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let repr: LockFileRepr = toml::from_str(&text).map_err(|e| LockError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        if repr.version != FORMAT_VERSION {
+            return Err(LockError::Version {
+                path: path.to_owned(),
+                found: repr.version,
+            });
+        }
+        Ok(Lock {
+            entries: repr.modules,
+        })
+    }
+
+    pub fn entries(&self) -> &[LockEntry] {
+        &self.entries
+    }
+
+    pub fn by_file(&self, file: &str) -> Option<&LockEntry> {
+        self.entries.iter().find(|e| e.file == file)
+    }
+
+    /// Pin `entry`, replacing any entry for the same file.
+    pub fn pin(&mut self, entry: LockEntry) {
+        self.entries.retain(|e| e.file != entry.file);
+        self.entries.push(entry);
+        self.entries
+            .sort_by(|a, b| (&a.name, &a.version, &a.file).cmp(&(&b.name, &b.version, &b.file)));
+    }
+
+    pub fn to_toml(&self) -> String {
+        let repr = LockFileRepr {
+            version: FORMAT_VERSION,
+            modules: self.entries.clone(),
+        };
+        let body = toml::to_string_pretty(&repr).expect("lock entries always serialise");
+        format!("{HEADER}\n{body}")
+    }
+
+    /// Replace the file atomically.
+    pub fn save(&self, path: &Path) -> Result<(), LockError> {
+        write_atomic(path, self.to_toml().as_bytes()).map_err(|source| LockError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// Write `bytes` to `path` so that readers see the old or the new content,
+/// never a mix: write a sibling temporary file, fsync it, rename it over.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    // Make the rename itself durable.
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::manifest::{Injection, ToolFlags, ToolSpec};
+
+    fn manifest() -> ModuleManifest {
+        ModuleManifest {
+            name: "demo".into(),
+            version: "1.0.0".into(),
+            description: "d".into(),
+            tools: vec![ToolSpec {
+                name: "go".into(),
+                description: "goes".into(),
+                input_schema: serde_json::json!({"type": "object"}),
+                output_schema: None,
+                flags: ToolFlags::default(),
+            }],
+            hosts: vec!["https://api.example.com".into()],
+            credentials: vec![CredentialBinding {
+                service: "example".into(),
+                inject: Injection::Header {
+                    name: "X-Key".into(),
+                    template: "{secret}".into(),
+                },
+                hosts: vec!["https://api.example.com".into()],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.lock");
+        let mut lock = Lock::default();
+        lock.pin(LockEntry::new("demo.wasm", "ab", &manifest()));
+        lock.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# registry.lock"), "{text}");
+        assert_eq!(Lock::load(&path).unwrap(), lock);
+    }
+
+    #[test]
+    fn missing_file_is_empty_and_bad_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.lock");
+        assert!(Lock::load(&path).unwrap().entries().is_empty());
+        std::fs::write(&path, "version = 1\n[[module]]\nname = 3\n").unwrap();
+        assert!(matches!(Lock::load(&path), Err(LockError::Parse { .. })));
+        std::fs::write(&path, "version = 9\n").unwrap();
+        assert!(matches!(
+            Lock::load(&path),
+            Err(LockError::Version { found: 9, .. })
+        ));
+    }
+
+    #[test]
+    fn matches_detects_any_declared_change() {
+        let m = manifest();
+        let entry = LockEntry::new("demo.wasm", "ab", &m);
+        assert!(entry.matches(&m));
+        let mut changed = m.clone();
+        changed.tools[0].description = "goes, and also reads your keys".into();
+        assert!(!entry.matches(&changed));
+        let mut more_hosts = m.clone();
+        more_hosts.hosts.push("https://evil.example".into());
+        assert!(!entry.matches(&more_hosts));
+    }
+
+    #[test]
+    fn pin_replaces_the_entry_for_the_same_file() {
+        let mut lock = Lock::default();
+        lock.pin(LockEntry::new("demo.wasm", "aa", &manifest()));
+        lock.pin(LockEntry::new("demo.wasm", "bb", &manifest()));
+        assert_eq!(lock.entries().len(), 1);
+        assert_eq!(lock.entries()[0].sha256, "bb");
+    }
+}

@@ -1,0 +1,291 @@
+//! The plugins folder checked against `registry.lock` (trust on first use).
+//!
+//! Every `*.wasm` file in the folder is hashed. A file whose sha256 matches
+//! its pin is *pinned* and may be served; a file with no pin is *pending*; a
+//! file whose hash differs from its pin is *changed*. Neither pending nor
+//! changed modules are ever served: the owner approves them first.
+
+pub mod lock;
+pub mod manifest;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::runtime::{PreparedModule, Runtime};
+pub use lock::{Lock, LockEntry, LockError};
+pub use manifest::ModuleManifest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read the plugins folder {path}: {source}")]
+    ReadDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("no module named `{name}` is waiting for approval in {dir}{hint}")]
+    NotFound {
+        name: String,
+        dir: PathBuf,
+        hint: String,
+    },
+    #[error("module `{name}` ({file}) cannot be approved: {reason}")]
+    NotApprovable {
+        name: String,
+        file: String,
+        reason: String,
+    },
+}
+
+/// Where a module file stands against the lock.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModuleState {
+    /// The file matches its pin and declares what was approved.
+    Pinned,
+    /// Not in the lock: waits for `mcpist plugins approve`.
+    Pending,
+    /// In the lock, but the file's hash differs from the pin.
+    Changed { pinned_sha256: String },
+    /// Cannot be used at all (not a component, wrong world, bad declaration,
+    /// or a declaration that differs from the approved one).
+    Invalid { reason: String },
+}
+
+impl ModuleState {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ModuleState::Pinned => "pinned",
+            ModuleState::Pending => "pending",
+            ModuleState::Changed { .. } => "changed",
+            ModuleState::Invalid { .. } => "invalid",
+        }
+    }
+}
+
+/// One `.wasm` file found in the plugins folder.
+#[derive(Debug, Clone)]
+pub struct ModuleFile {
+    /// File name inside the plugins folder.
+    pub file: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub state: ModuleState,
+    /// What the module declares, when it could be read.
+    pub manifest: Option<ModuleManifest>,
+    /// Ready to serve: present only for pinned modules.
+    pub prepared: Option<PreparedModule>,
+}
+
+impl ModuleFile {
+    /// The declared name, or the file stem when the module could not be read.
+    pub fn name(&self) -> &str {
+        match &self.manifest {
+            Some(m) => &m.name,
+            None => self.file.strip_suffix(".wasm").unwrap_or(&self.file),
+        }
+    }
+}
+
+/// The result of checking the plugins folder against the lock.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    pub modules: Vec<ModuleFile>,
+    /// Pins whose file is missing from the plugins folder.
+    pub missing: Vec<LockEntry>,
+}
+
+impl Scan {
+    pub fn pinned(&self) -> impl Iterator<Item = &ModuleFile> {
+        self.modules
+            .iter()
+            .filter(|m| m.state == ModuleState::Pinned)
+    }
+
+    /// Whether every file is pinned and every pin has its file.
+    pub fn all_pinned(&self) -> bool {
+        self.missing.is_empty() && self.modules.iter().all(|m| m.state == ModuleState::Pinned)
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Hash, compile and describe every module in `dir`, and compare with `lock`.
+pub async fn scan(runtime: &Runtime, dir: &Path, lock: &Lock) -> Result<Scan, RegistryError> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
+            .collect(),
+        // A missing folder is an empty one: nothing installed yet.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            return Err(RegistryError::ReadDir {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    };
+    files.sort();
+
+    let mut modules = Vec::with_capacity(files.len());
+    for path in files {
+        modules.push(examine(runtime, &path, lock).await);
+    }
+    refuse_duplicate_names(&mut modules);
+
+    let missing = lock
+        .entries()
+        .iter()
+        .filter(|e| !modules.iter().any(|m| m.file == e.file))
+        .cloned()
+        .collect();
+    Ok(Scan { modules, missing })
+}
+
+async fn examine(runtime: &Runtime, path: &Path, lock: &Lock) -> ModuleFile {
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut module = ModuleFile {
+        file: file.clone(),
+        path: path.to_owned(),
+        sha256: String::new(),
+        state: ModuleState::Pending,
+        manifest: None,
+        prepared: None,
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            module.state = ModuleState::Invalid {
+                reason: format!("cannot read {}: {e}", path.display()),
+            };
+            return module;
+        }
+    };
+    module.sha256 = sha256_hex(&bytes);
+    let pin = lock.by_file(&file);
+    module.state = match pin {
+        None => ModuleState::Pending,
+        Some(pin) if pin.sha256 != module.sha256 => ModuleState::Changed {
+            pinned_sha256: pin.sha256.clone(),
+        },
+        Some(_) => ModuleState::Pinned,
+    };
+
+    // Compile and describe in the sandbox, so that list and approve can show
+    // what the module declares. Only pinned modules keep their compiled form.
+    let described = match runtime.prepare(&bytes) {
+        Ok(prepared) => runtime
+            .describe(&prepared, &file)
+            .await
+            .map(|manifest| (prepared, manifest))
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let (prepared, manifest) = match described {
+        Ok(found) => found,
+        // A changed file stays "changed" whatever its bytes now hold: that
+        // it differs from what was approved is what the owner must know.
+        Err(reason) if matches!(module.state, ModuleState::Changed { .. }) => {
+            tracing::debug!(file = %file, "changed module is also unreadable: {reason}");
+            return module;
+        }
+        Err(reason) => {
+            module.state = ModuleState::Invalid { reason };
+            return module;
+        }
+    };
+    if let (ModuleState::Pinned, Some(pin)) = (&module.state, pin) {
+        if pin.matches(&manifest) {
+            module.prepared = Some(prepared);
+        } else {
+            // Same bytes, different declaration: the module's `describe` is
+            // not deterministic, so what was approved is not what it says now.
+            module.state = ModuleState::Invalid {
+                reason: "its description differs from the one pinned in registry.lock although the file is unchanged; \
+                         a module must describe itself the same way every time"
+                    .to_owned(),
+            };
+        }
+    }
+    module.manifest = Some(manifest);
+    module
+}
+
+/// Two pinned files may not serve the same module name: keep the first.
+fn refuse_duplicate_names(modules: &mut [ModuleFile]) {
+    let mut served: Vec<(String, String)> = Vec::new();
+    for module in modules
+        .iter_mut()
+        .filter(|m| m.state == ModuleState::Pinned)
+    {
+        let name = module.name().to_owned();
+        if let Some((_, first)) = served.iter().find(|(n, _)| *n == name) {
+            module.state = ModuleState::Invalid {
+                reason: format!("{first} already provides module `{name}`"),
+            };
+            module.prepared = None;
+        } else {
+            served.push((name, module.file.clone()));
+        }
+    }
+}
+
+/// Pin the pending or changed module called `name` (its declared name or its
+/// file stem). Returns the new entry; the caller saves the lock.
+pub fn approve(
+    scan: &Scan,
+    lock: &mut Lock,
+    name: &str,
+    dir: &Path,
+) -> Result<LockEntry, RegistryError> {
+    let candidates: Vec<&ModuleFile> = scan
+        .modules
+        .iter()
+        .filter(|m| m.name() == name || m.file.strip_suffix(".wasm") == Some(name))
+        .collect();
+    let module = candidates
+        .iter()
+        .find(|m| matches!(m.state, ModuleState::Pending | ModuleState::Changed { .. }))
+        .or(candidates.first())
+        .ok_or_else(|| {
+            let waiting: Vec<&str> = scan
+                .modules
+                .iter()
+                .filter(|m| matches!(m.state, ModuleState::Pending | ModuleState::Changed { .. }))
+                .map(|m| m.name())
+                .collect();
+            RegistryError::NotFound {
+                name: name.to_owned(),
+                dir: dir.to_owned(),
+                hint: if waiting.is_empty() {
+                    "; no module is waiting".to_owned()
+                } else {
+                    format!("; waiting: {}", waiting.join(", "))
+                },
+            }
+        })?;
+    let refuse = |reason: String| RegistryError::NotApprovable {
+        name: name.to_owned(),
+        file: module.file.clone(),
+        reason,
+    };
+    match (&module.state, &module.manifest) {
+        (ModuleState::Invalid { reason }, _) => Err(refuse(reason.clone())),
+        (ModuleState::Pinned, _) => Err(refuse("it is already pinned".to_owned())),
+        (_, None) => Err(refuse("its description could not be read".to_owned())),
+        (_, Some(manifest)) => {
+            let entry = LockEntry::new(&module.file, &module.sha256, manifest);
+            lock.pin(entry.clone());
+            Ok(entry)
+        }
+    }
+}

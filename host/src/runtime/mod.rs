@@ -1,0 +1,481 @@
+//! The WebAssembly runtime: one wasmtime `Engine`, each module compiled once,
+//! and a fresh, limited `Store` and instance for every call.
+//!
+//! A fresh instance per call is the isolation guarantee: nothing a module
+//! computed for one call (or one account) is visible to the next. Compilation
+//! and import resolution are done once, at load, into an `InstancePre`, so a
+//! call only pays for instantiation.
+
+mod guest_output;
+mod host;
+mod limits;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store};
+
+use crate::registry::manifest::{
+    CredentialBinding, Injection, ManifestError, ModuleManifest, ToolFlags, ToolSpec, parse_schema,
+};
+pub use limits::Limits;
+
+use guest_output::GuestOutput;
+use host::CallState;
+
+/// Generated from `wit/plugin.wit`.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "mcpist:plugin/plugin",
+        imports: { "mcpist:plugin/http.send": async },
+        exports: { default: async },
+    });
+}
+
+use bindings::exports::mcpist::plugin::module as guest;
+use bindings::mcpist::plugin::types as wit_types;
+pub(crate) use bindings::mcpist::plugin::{http as wit_http, log as wit_log};
+
+/// How often the engine's epoch advances. The CPU limit is checked at this
+/// granularity, and a busy guest yields to other tasks this often.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("not a valid WebAssembly component: {0}")]
+    Compile(String),
+    #[error(
+        "the component does not fit the mcpist:plugin@0.1.0 world (it must export `module` and import only `log`, `http` and WASI 0.2): {0}"
+    )]
+    Link(String),
+}
+
+/// Why a call failed on the host's side (as opposed to the module reporting
+/// an error, see [`ModuleError`]).
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum CallError {
+    #[error("module `{module}` ran out of CPU time (limit {limit:?}); the call was stopped")]
+    CpuLimit { module: String, limit: Duration },
+    #[error(
+        "module `{module}` tried to use more than its memory limit of {limit_mib} MiB; the call was stopped"
+    )]
+    MemoryLimit { module: String, limit_mib: u64 },
+    #[error("module `{module}` did not finish within {limit:?}; the call was stopped")]
+    WallTimeout { module: String, limit: Duration },
+    #[error(
+        "module `{module}` returned {size} bytes, more than the output limit of {limit} bytes; the result was discarded"
+    )]
+    OutputTooLarge {
+        module: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error("module `{module}` crashed: {detail}")]
+    Trap { module: String, detail: String },
+    #[error("module `{module}` could not be started: {detail}")]
+    Instantiate { module: String, detail: String },
+    #[error("module `{module}` returned a structured result that is not JSON: {detail}")]
+    InvalidOutput { module: String, detail: String },
+    #[error("module `{module}` described itself wrongly: {source}")]
+    Manifest {
+        module: String,
+        #[source]
+        source: ManifestError,
+    },
+}
+
+/// An error the module itself returned for a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleError {
+    pub kind: ModuleErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleErrorKind {
+    UnknownTool,
+    InvalidArguments,
+    Upstream,
+    Failed,
+}
+
+impl std::fmt::Display for ModuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            ModuleErrorKind::UnknownTool => "unknown tool",
+            ModuleErrorKind::InvalidArguments => "invalid arguments",
+            ModuleErrorKind::Upstream => "upstream service error",
+            ModuleErrorKind::Failed => "tool failed",
+        };
+        write!(f, "{kind}: {}", self.message)
+    }
+}
+
+/// A piece of a tool's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentItem {
+    Text(String),
+    /// JSON text (shown to clients as text).
+    Json(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutput {
+    pub content: Vec<ContentItem>,
+    pub structured: Option<Value>,
+}
+
+/// What the host tells a module about a call.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    pub account: Option<String>,
+}
+
+/// A compiled module, ready to be instantiated for each call.
+#[derive(Clone)]
+pub struct PreparedModule {
+    pre: bindings::PluginPre<CallState>,
+}
+
+impl std::fmt::Debug for PreparedModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedModule").finish_non_exhaustive()
+    }
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    limits: Limits,
+}
+
+impl Runtime {
+    pub fn new(limits: Limits) -> Result<Runtime, RuntimeError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        spawn_epoch_ticker(&engine);
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| {
+            state
+        })
+        .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        Ok(Runtime {
+            engine,
+            linker,
+            limits,
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Compile a component and resolve its imports. Done once per module.
+    pub fn prepare(&self, bytes: &[u8]) -> Result<PreparedModule, RuntimeError> {
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        let pre = bindings::PluginPre::new(instance_pre)
+            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        Ok(PreparedModule { pre })
+    }
+
+    /// Ask a module to describe itself, in a sandboxed instance of its own.
+    /// `label` names the module in errors until its real name is known.
+    pub async fn describe(
+        &self,
+        module: &PreparedModule,
+        label: &str,
+    ) -> Result<ModuleManifest, CallError> {
+        let info = self
+            .run(module, label, |plugin, store| {
+                Box::pin(async move { plugin.mcpist_plugin_module().call_describe(store).await })
+            })
+            .await?;
+        let manifest = manifest_from_wit(info).map_err(|source| CallError::Manifest {
+            module: label.to_owned(),
+            source,
+        })?;
+        manifest.validate().map_err(|source| CallError::Manifest {
+            module: label.to_owned(),
+            source,
+        })?;
+        Ok(manifest)
+    }
+
+    /// Call `tool` in a fresh instance of `module`. `arguments` must already
+    /// have been validated against the tool's input schema.
+    pub async fn call(
+        &self,
+        module: &PreparedModule,
+        name: &str,
+        tool: &str,
+        arguments: &Value,
+        context: &CallContext,
+    ) -> Result<Result<ToolOutput, ModuleError>, CallError> {
+        let arguments = arguments.to_string();
+        let wit_context = wit_types::CallContext {
+            account: context.account.clone(),
+        };
+        let tool_name = tool.to_owned();
+        let result = self
+            .run(module, name, move |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .mcpist_plugin_module()
+                        .call_call(store, &tool_name, &arguments, &wit_context)
+                        .await
+                })
+            })
+            .await?;
+        match result {
+            Ok(output) => self.check_output(name, output).map(Ok),
+            Err(error) => Ok(Err(module_error(error))),
+        }
+    }
+
+    /// Instantiate `module` in a fresh store with the call limits and run `f`.
+    async fn run<R, F>(&self, module: &PreparedModule, name: &str, f: F) -> Result<R, CallError>
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(
+                &'a bindings::Plugin,
+                &'a mut Store<CallState>,
+            ) -> std::pin::Pin<
+                Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
+            > + Send,
+    {
+        let limits = self.limits;
+        let stdout = GuestOutput::default();
+        let stderr = GuestOutput::default();
+        let state = CallState::new(name, &limits, stdout.clone(), stderr.clone());
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // The CPU budget is counted in epoch ticks during which the guest was
+        // running WebAssembly: the deadline callback fires at most once per
+        // tick, and only from guest code, so time the guest spends blocked in
+        // the host (a sleep, later an HTTP request) is not charged.
+        let cpu_budget = ticks(limits.cpu_time);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut ctx| {
+            let state = ctx.data_mut();
+            state.cpu_ticks += 1;
+            if state.cpu_ticks > cpu_budget {
+                return Err(wasmtime::Error::new(CpuLimitReached));
+            }
+            // Yield so that a busy module cannot hold a runtime thread.
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        });
+
+        let outcome = tokio::time::timeout(limits.wall_time, async {
+            let plugin = module
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| CallError::Instantiate {
+                    module: name.to_owned(),
+                    detail: format!("{e:#}"),
+                })?;
+            f(&plugin, &mut store)
+                .await
+                .map_err(|e| self.classify(name, &store, e))
+        })
+        .await;
+        stdout.flush_to_log(name, "stdout");
+        stderr.flush_to_log(name, "stderr");
+        match outcome {
+            Ok(result) => result,
+            Err(_elapsed) => Err(CallError::WallTimeout {
+                module: name.to_owned(),
+                limit: limits.wall_time,
+            }),
+        }
+    }
+
+    /// Turn a wasmtime error from a call into what the owner needs to know.
+    fn classify(
+        &self,
+        module: &str,
+        store: &Store<CallState>,
+        error: wasmtime::Error,
+    ) -> CallError {
+        let module = module.to_owned();
+        if error.downcast_ref::<CpuLimitReached>().is_some() {
+            return CallError::CpuLimit {
+                module,
+                limit: self.limits.cpu_time,
+            };
+        }
+        if store.data().limiter.refused {
+            return CallError::MemoryLimit {
+                module,
+                limit_mib: self.limits.memory_bytes >> 20,
+            };
+        }
+        let detail = match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::UnreachableCodeReached) => {
+                "wasm `unreachable` executed (usually a panic or abort in the module)".to_owned()
+            }
+            Some(trap) => format!("wasm trap: {trap}"),
+            None => format!("{error:#}"),
+        };
+        CallError::Trap { module, detail }
+    }
+
+    fn check_output(
+        &self,
+        module: &str,
+        output: guest::CallOutput,
+    ) -> Result<ToolOutput, CallError> {
+        let size = output
+            .content
+            .iter()
+            .map(|c| match c {
+                wit_types::Content::Text(t) | wit_types::Content::Json(t) => t.len(),
+            })
+            .sum::<usize>()
+            + output.structured.as_ref().map_or(0, String::len);
+        if size > self.limits.output_bytes {
+            return Err(CallError::OutputTooLarge {
+                module: module.to_owned(),
+                size,
+                limit: self.limits.output_bytes,
+            });
+        }
+        let structured = output
+            .structured
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|e| CallError::InvalidOutput {
+                module: module.to_owned(),
+                detail: e.to_string(),
+            })?;
+        let content = output
+            .content
+            .into_iter()
+            .map(|c| match c {
+                wit_types::Content::Text(t) => ContentItem::Text(t),
+                wit_types::Content::Json(t) => ContentItem::Json(t),
+            })
+            .collect();
+        Ok(ToolOutput {
+            content,
+            structured,
+        })
+    }
+}
+
+/// The error the epoch callback raises when a call's CPU budget is spent.
+#[derive(Debug)]
+struct CpuLimitReached;
+
+impl std::fmt::Display for CpuLimitReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CPU time limit reached")
+    }
+}
+
+impl std::error::Error for CpuLimitReached {}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
+/// Advance the engine's epoch every `EPOCH_TICK` for as long as the engine
+/// lives; the thread ends once the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("mcpist-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("cannot spawn the epoch ticker thread");
+}
+
+fn module_error(error: guest::ToolError) -> ModuleError {
+    let (kind, message) = match error {
+        guest::ToolError::UnknownTool(m) => (ModuleErrorKind::UnknownTool, m),
+        guest::ToolError::InvalidArguments(m) => (ModuleErrorKind::InvalidArguments, m),
+        guest::ToolError::Upstream(m) => (ModuleErrorKind::Upstream, m),
+        guest::ToolError::Failed(m) => (ModuleErrorKind::Failed, m),
+    };
+    ModuleError { kind, message }
+}
+
+fn manifest_from_wit(info: guest::ModuleInfo) -> Result<ModuleManifest, ManifestError> {
+    let tools = info
+        .tools
+        .into_iter()
+        .map(|t| {
+            let input_schema = parse_schema(&t.name, "input", &t.input_schema)?;
+            let output_schema = t
+                .output_schema
+                .as_deref()
+                .map(|s| parse_schema(&t.name, "output", s))
+                .transpose()?;
+            use wit_types::ToolFlags as F;
+            Ok(ToolSpec {
+                flags: ToolFlags {
+                    read_only: t.flags.contains(F::READ_ONLY),
+                    destructive: t.flags.contains(F::DESTRUCTIVE),
+                    idempotent: t.flags.contains(F::IDEMPOTENT),
+                    open_world: t.flags.contains(F::OPEN_WORLD),
+                    concurrency_safe: t.flags.contains(F::CONCURRENCY_SAFE),
+                },
+                name: t.name,
+                description: t.description,
+                input_schema,
+                output_schema,
+            })
+        })
+        .collect::<Result<Vec<_>, ManifestError>>()?;
+    let credentials = info
+        .credentials
+        .into_iter()
+        .map(|c| {
+            use wit_types::Injection as I;
+            CredentialBinding {
+                service: c.service,
+                inject: match c.inject {
+                    I::Bearer => Injection::Bearer,
+                    I::Header(h) => Injection::Header {
+                        name: h.name,
+                        template: h.template,
+                    },
+                    I::Basic(username) => Injection::Basic { username },
+                    I::Query(param) => Injection::Query { param },
+                },
+                hosts: c.hosts,
+            }
+        })
+        .collect();
+    Ok(ModuleManifest {
+        name: info.name,
+        version: info.version,
+        description: info.description,
+        tools,
+        hosts: info.hosts,
+        credentials,
+    })
+}
+
+/// Shared so the MCP layer and the CLI can hold one runtime.
+pub type SharedRuntime = Arc<Runtime>;

@@ -1,0 +1,169 @@
+//! Trust on first use: pinning, loading, and refusing what is not pinned.
+
+mod common;
+
+use mcpist::catalog::{Catalog, InvokeError};
+use mcpist::registry::{self, Lock, ModuleState};
+use mcpist::runtime::{CallContext, Limits, Runtime};
+use serde_json::json;
+
+use common::{Home, bundled, fixture, repo};
+
+#[tokio::test]
+async fn a_new_module_is_pending_and_not_served() {
+    let home = Home::new(Limits::default());
+    home.add(&bundled("text"));
+    let scan = home.scan().await;
+    assert_eq!(scan.modules.len(), 1);
+    assert_eq!(scan.modules[0].state, ModuleState::Pending);
+    assert_eq!(
+        scan.modules[0].name(),
+        "text",
+        "pending modules are described, sandboxed"
+    );
+    assert!(!scan.all_pinned());
+    let catalog = Catalog::new(home.runtime.clone(), &scan);
+    assert_eq!(catalog.modules().count(), 0);
+    let err = catalog
+        .invoke(
+            "text",
+            "count",
+            &json!({"text": "x"}),
+            &CallContext::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, InvokeError::UnknownModule { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_approved_module_is_pinned_and_served() {
+    let home = Home::new(Limits::default());
+    let catalog = home.serve(&[bundled("text")]).await;
+    let lock = home.lock();
+    let entry = &lock.entries()[0];
+    assert_eq!(
+        (entry.name.as_str(), entry.file.as_str()),
+        ("text", "text.wasm")
+    );
+    assert_eq!(
+        entry.sha256,
+        registry::sha256_hex(&std::fs::read(bundled("text")).unwrap())
+    );
+    assert!(entry.tools.contains_key("hash") && entry.hosts.is_empty());
+    assert!(home.scan().await.all_pinned());
+
+    let output = catalog
+        .invoke(
+            "text",
+            "count",
+            &json!({"text": "a b\nc"}),
+            &CallContext::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        output.structured,
+        Some(json!({"bytes": 5, "chars": 5, "words": 3, "lines": 2}))
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_module_is_changed_and_not_served() {
+    let home = Home::new(Limits::default());
+    home.serve(&[bundled("time")]).await;
+    let path = home.plugins().join("time.wasm");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let scan = home.scan().await;
+    let pinned = home.lock().entries()[0].sha256.clone();
+    assert_eq!(
+        scan.modules[0].state,
+        ModuleState::Changed {
+            pinned_sha256: pinned
+        }
+    );
+    assert!(scan.modules[0].prepared.is_none());
+    let catalog = Catalog::new(home.runtime.clone(), &scan);
+    assert_eq!(catalog.modules().count(), 0);
+    // Approving needs a readable module; a file that no longer even parses
+    // cannot be approved by accident.
+    let mut lock = home.lock();
+    if scan.modules[0].manifest.is_none() {
+        let err = registry::approve(&scan, &mut lock, "time", &home.plugins()).unwrap_err();
+        assert!(err.to_string().contains("cannot be approved"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_pin_without_its_file_is_reported_missing() {
+    let home = Home::new(Limits::default());
+    home.serve(&[bundled("text")]).await;
+    std::fs::remove_file(home.plugins().join("text.wasm")).unwrap();
+    let scan = home.scan().await;
+    assert!(scan.modules.is_empty());
+    assert_eq!(scan.missing.len(), 1);
+    assert!(!scan.all_pinned());
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_component_is_invalid() {
+    let home = Home::new(Limits::default());
+    std::fs::write(home.plugins().join("junk.wasm"), b"\0asm not really").unwrap();
+    let scan = home.scan().await;
+    let ModuleState::Invalid { reason } = &scan.modules[0].state else {
+        panic!("expected invalid, got {:?}", scan.modules[0].state);
+    };
+    assert!(
+        reason.contains("not a valid WebAssembly component"),
+        "{reason}"
+    );
+    let mut lock = home.lock();
+    let err = registry::approve(&scan, &mut lock, "junk", &home.plugins()).unwrap_err();
+    assert!(err.to_string().contains("cannot be approved"), "{err}");
+}
+
+#[tokio::test]
+async fn approving_an_unknown_name_lists_what_is_waiting() {
+    let home = Home::new(Limits::default());
+    home.add(&fixture("hostile"));
+    let scan = home.scan().await;
+    let mut lock = home.lock();
+    let err = registry::approve(&scan, &mut lock, "github", &home.plugins()).unwrap_err();
+    assert!(err.to_string().ends_with("; waiting: hostile"), "{err}");
+}
+
+/// The committed registry.lock pins exactly what `cargo xtask build-plugins`
+/// produces from the committed sources.
+#[tokio::test]
+async fn the_committed_lock_matches_the_built_bundled_modules() {
+    let repo = repo();
+    let lock = Lock::load(&repo.join("registry.lock")).unwrap();
+    let mut files: Vec<String> = lock.entries().iter().map(|e| e.file.clone()).collect();
+    files.sort();
+    assert_eq!(files, ["text.wasm", "time.wasm"]);
+    for entry in lock.entries() {
+        let built = registry::sha256_hex(&std::fs::read(bundled(&entry.name)).unwrap());
+        assert_eq!(
+            built, entry.sha256,
+            "plugins/{} does not match registry.lock: rebuild with `cargo xtask build-plugins`; \
+             if the sources changed on purpose, approve the new build",
+            entry.file
+        );
+    }
+    let runtime = Runtime::new(Limits::default()).unwrap();
+    let scan = registry::scan(&runtime, &repo.join("plugins"), &lock)
+        .await
+        .unwrap();
+    assert!(
+        scan.all_pinned(),
+        "{:?}",
+        scan.modules
+            .iter()
+            .map(|m| (&m.file, &m.state))
+            .collect::<Vec<_>>()
+    );
+}

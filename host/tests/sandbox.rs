@@ -1,0 +1,223 @@
+//! Hostile modules: each attack fails its own call, and the host answers the
+//! next call normally.
+
+mod common;
+
+use std::time::Duration;
+
+use mcpist::catalog::{Catalog, InvokeError};
+use mcpist::runtime::{CallContext, CallError, ContentItem, Limits};
+use serde_json::{Value, json};
+
+use common::{Home, fixture, test_limits};
+
+async fn hostile(limits: Limits) -> (Home, Catalog) {
+    let home = Home::new(limits);
+    let catalog = home.serve(&[fixture("hostile")]).await;
+    (home, catalog)
+}
+
+async fn call(catalog: &Catalog, tool: &str, arguments: Value) -> Result<String, InvokeError> {
+    let output = catalog
+        .invoke("hostile", tool, &arguments, &CallContext::default())
+        .await?;
+    Ok(output
+        .content
+        .into_iter()
+        .map(|c| match c {
+            ContentItem::Text(t) | ContentItem::Json(t) => t,
+        })
+        .collect())
+}
+
+/// The host still serves: a normal call right after the attack succeeds.
+async fn still_serving(catalog: &Catalog) {
+    assert_eq!(
+        call(catalog, "echo", json!({"text": "still here"}))
+            .await
+            .unwrap(),
+        "still here"
+    );
+}
+
+#[tokio::test]
+async fn an_endless_loop_is_stopped_by_the_cpu_limit() {
+    let (_home, catalog) = hostile(test_limits()).await;
+    let err = call(&catalog, "spin", json!({})).await.unwrap_err();
+    assert_eq!(
+        err,
+        InvokeError::Call(CallError::CpuLimit {
+            module: "hostile".into(),
+            limit: Duration::from_millis(300)
+        })
+    );
+    assert!(err.to_string().contains("ran out of CPU time"), "{err}");
+    still_serving(&catalog).await;
+}
+
+#[tokio::test]
+async fn allocating_past_the_memory_limit_fails_the_call() {
+    let (_home, catalog) = hostile(test_limits()).await;
+    let err = call(&catalog, "hog", json!({"mib": 100}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        InvokeError::Call(CallError::MemoryLimit {
+            module: "hostile".into(),
+            limit_mib: 32
+        })
+    );
+    // Within the limit the same tool works.
+    assert_eq!(
+        call(&catalog, "hog", json!({"mib": 8})).await.unwrap(),
+        "allocated 8 MiB"
+    );
+    still_serving(&catalog).await;
+}
+
+#[tokio::test]
+async fn a_panic_traps_only_its_call() {
+    let (_home, catalog) = hostile(test_limits()).await;
+    let err = call(&catalog, "trap", json!({})).await.unwrap_err();
+    let InvokeError::Call(CallError::Trap { module, detail }) = &err else {
+        panic!("expected a trap, got {err:?}");
+    };
+    assert_eq!(module, "hostile");
+    assert!(detail.contains("unreachable"), "{detail}");
+    still_serving(&catalog).await;
+}
+
+#[tokio::test]
+async fn an_oversized_output_is_discarded() {
+    let (_home, catalog) = hostile(test_limits()).await;
+    let err = call(&catalog, "flood", json!({"mib": 10}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        InvokeError::Call(CallError::OutputTooLarge {
+            module: "hostile".into(),
+            size: 10 << 20,
+            limit: 1 << 20
+        })
+    );
+    still_serving(&catalog).await;
+}
+
+#[tokio::test]
+async fn the_wall_clock_limit_stops_a_call_that_waits() {
+    let limits = Limits {
+        wall_time: Duration::from_millis(500),
+        ..test_limits()
+    };
+    let (_home, catalog) = hostile(limits).await;
+    let err = call(&catalog, "sleep", json!({"ms": 10_000}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, InvokeError::Call(CallError::WallTimeout { .. })),
+        "{err:?}"
+    );
+    still_serving(&catalog).await;
+}
+
+#[tokio::test]
+async fn waiting_is_not_charged_as_cpu_time() {
+    // Sleeping 600 ms under a 300 ms CPU budget succeeds: the guest is
+    // blocked in the host, not running.
+    let (_home, catalog) = hostile(test_limits()).await;
+    assert_eq!(
+        call(&catalog, "sleep", json!({"ms": 600})).await.unwrap(),
+        "slept"
+    );
+}
+
+#[tokio::test]
+async fn every_call_gets_a_fresh_instance() {
+    let (_home, catalog) = hostile(test_limits()).await;
+    for _ in 0..3 {
+        assert_eq!(call(&catalog, "counter", json!({})).await.unwrap(), "1");
+    }
+}
+
+#[tokio::test]
+async fn nothing_is_granted_no_env_args_files_or_sockets() {
+    let (_home, catalog) = hostile(test_limits()).await;
+    // The test process has HOME, PATH and cargo's variables; none may show.
+    assert!(std::env::vars().next().is_some());
+    let found: Value =
+        serde_json::from_str(&call(&catalog, "snoop", json!({})).await.unwrap()).unwrap();
+    assert_eq!(found["env"], json!([]));
+    assert_eq!(found["args"], json!([]));
+    assert!(found["read_passwd"]["err"].is_string(), "{found}");
+    assert!(found["read_dot"]["err"].is_string(), "{found}");
+    assert!(found["tcp"]["err"].is_string(), "{found}");
+}
+
+#[tokio::test]
+async fn outbound_http_is_refused_with_a_clear_error() {
+    let (_home, catalog) = hostile(test_limits()).await;
+    let err = call(
+        &catalog,
+        "fetch",
+        json!({"url": "https://user:pw@example.com/x?token=1"}),
+    )
+    .await
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("Denied"), "{message}");
+    assert!(
+        message.contains("outbound HTTP is not available"),
+        "{message}"
+    );
+    // The origin is named; credentials and the query string are not echoed.
+    assert!(message.contains("https://example.com"), "{message}");
+    assert!(
+        !message.contains("pw@") && !message.contains("token=1"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn guest_output_and_logs_do_not_fail_the_call() {
+    let (_home, catalog) = hostile(test_limits()).await;
+    assert_eq!(call(&catalog, "shout", json!({})).await.unwrap(), "shouted");
+}
+
+#[tokio::test]
+async fn the_account_reaches_the_module() {
+    let (_home, catalog) = hostile(test_limits()).await;
+    let context = CallContext {
+        account: Some("work".into()),
+    };
+    let output = catalog
+        .invoke("hostile", "account", &json!({}), &context)
+        .await
+        .unwrap();
+    assert_eq!(output.content, vec![ContentItem::Text("work".into())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_running_beside_normal_calls_do_not_disturb_them() {
+    let (_home, catalog) = hostile(test_limits()).await;
+    let catalog = std::sync::Arc::new(catalog);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let catalog = catalog.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 4 == 0 {
+                assert!(call(&catalog, "spin", json!({})).await.is_err());
+            } else {
+                let text = format!("call {i}");
+                assert_eq!(
+                    call(&catalog, "echo", json!({"text": text})).await.unwrap(),
+                    text
+                );
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}

@@ -1,0 +1,380 @@
+//! `text`: pure text utilities that need no account and no network.
+//!
+//! Every tool returns a structured result (and the same JSON as text, for
+//! clients that do not read structured content).
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+wit_bindgen::generate!({ path: "../../wit", world: "mcpist:plugin/plugin" });
+
+use exports::mcpist::plugin::module::Guest;
+use mcpist::plugin::types::{
+    CallContext, CallOutput, Content, ModuleInfo, Tool, ToolError, ToolFlags,
+};
+
+struct Text;
+export!(Text);
+
+/// Most patterns compile to far less; this keeps a hostile pattern from using
+/// the whole sandbox memory limit.
+const REGEX_SIZE_LIMIT: usize = 2 << 20;
+const MAX_MATCHES: usize = 1000;
+
+impl Guest for Text {
+    fn describe() -> ModuleInfo {
+        let pure = ToolFlags::READ_ONLY | ToolFlags::IDEMPOTENT | ToolFlags::CONCURRENCY_SAFE;
+        let tool = |name: &str, description: &str, input: Value, output: Value| Tool {
+            name: name.into(),
+            description: description.into(),
+            input_schema: input.to_string(),
+            output_schema: Some(output.to_string()),
+            flags: pure,
+        };
+        ModuleInfo {
+            name: "text".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Text utilities: hashes, base64, JSON pointer queries, counts and regular expression matching.".into(),
+            tools: vec![
+                tool(
+                    "hash",
+                    "Hash UTF-8 text with SHA-256 (default), SHA-512, SHA-1 or MD5 and return the digest in hex or base64.",
+                    json!({
+                        "type": "object",
+                        "properties": {
+                            "text": {"type": "string", "description": "Text to hash (its UTF-8 bytes)."},
+                            "algorithm": {"type": "string", "enum": ["sha256", "sha512", "sha1", "md5"], "default": "sha256"},
+                            "encoding": {"type": "string", "enum": ["hex", "base64"], "default": "hex"}
+                        },
+                        "required": ["text"]
+                    }),
+                    json!({
+                        "type": "object",
+                        "properties": {
+                            "algorithm": {"type": "string"},
+                            "digest": {"type": "string"}
+                        },
+                        "required": ["algorithm", "digest"]
+                    }),
+                ),
+                tool(
+                    "base64_encode",
+                    "Encode UTF-8 text as base64 (standard or URL-safe alphabet, with or without padding).",
+                    json!({
+                        "type": "object",
+                        "properties": {
+                            "text": {"type": "string"},
+                            "alphabet": {"type": "string", "enum": ["standard", "url_safe"], "default": "standard"},
+                            "padding": {"type": "boolean", "default": true}
+                        },
+                        "required": ["text"]
+                    }),
+                    json!({
+                        "type": "object",
+                        "properties": {"data": {"type": "string"}},
+                        "required": ["data"]
+                    }),
+                ),
+                tool(
+                    "base64_decode",
+                    "Decode base64 (standard or URL-safe alphabet; padding optional) into UTF-8 text. Fails if the decoded bytes are not UTF-8.",
+                    json!({
+                        "type": "object",
+                        "properties": {
+                            "data": {"type": "string"},
+                            "alphabet": {"type": "string", "enum": ["standard", "url_safe"], "default": "standard"}
+                        },
+                        "required": ["data"]
+                    }),
+                    json!({
+                        "type": "object",
+                        "properties": {"text": {"type": "string"}, "bytes": {"type": "integer"}},
+                        "required": ["text", "bytes"]
+                    }),
+                ),
+                tool(
+                    "json_query",
+                    "Parse a JSON document and return the value at an RFC 6901 JSON Pointer (e.g. /items/0/name; the empty pointer is the whole document).",
+                    json!({
+                        "type": "object",
+                        "properties": {
+                            "json": {"type": "string", "description": "The JSON document, as text."},
+                            "pointer": {"type": "string", "description": "RFC 6901 JSON Pointer."}
+                        },
+                        "required": ["json", "pointer"]
+                    }),
+                    json!({
+                        "type": "object",
+                        "properties": {"found": {"type": "boolean"}, "value": {}},
+                        "required": ["found"]
+                    }),
+                ),
+                tool(
+                    "count",
+                    "Count the bytes (UTF-8), characters (Unicode scalar values), words (separated by whitespace) and lines of a text.",
+                    json!({
+                        "type": "object",
+                        "properties": {"text": {"type": "string"}},
+                        "required": ["text"]
+                    }),
+                    json!({
+                        "type": "object",
+                        "properties": {
+                            "bytes": {"type": "integer"},
+                            "chars": {"type": "integer"},
+                            "words": {"type": "integer"},
+                            "lines": {"type": "integer"}
+                        },
+                        "required": ["bytes", "chars", "words", "lines"]
+                    }),
+                ),
+                tool(
+                    "regex_match",
+                    "Find matches of a regular expression (Rust regex syntax: no look-around or backreferences) in a text. Returns each match with its byte offsets and capture groups.",
+                    json!({
+                        "type": "object",
+                        "properties": {
+                            "text": {"type": "string"},
+                            "pattern": {"type": "string"},
+                            "case_insensitive": {"type": "boolean", "default": false},
+                            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_MATCHES, "default": 100,
+                                      "description": "Maximum number of matches to return."}
+                        },
+                        "required": ["text", "pattern"]
+                    }),
+                    json!({
+                        "type": "object",
+                        "properties": {
+                            "matched": {"type": "boolean"},
+                            "truncated": {"type": "boolean"},
+                            "matches": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "text": {"type": "string"},
+                                        "start": {"type": "integer"},
+                                        "end": {"type": "integer"},
+                                        "groups": {"type": "array", "items": {"type": ["string", "null"]}},
+                                        "named": {"type": "object", "additionalProperties": {"type": ["string", "null"]}}
+                                    },
+                                    "required": ["text", "start", "end", "groups", "named"]
+                                }
+                            }
+                        },
+                        "required": ["matched", "truncated", "matches"]
+                    }),
+                ),
+            ],
+            hosts: vec![],
+            credentials: vec![],
+        }
+    }
+
+    fn call(
+        tool: String,
+        arguments: String,
+        _context: CallContext,
+    ) -> Result<CallOutput, ToolError> {
+        let result = match tool.as_str() {
+            "hash" => hash(parse(&arguments)?),
+            "base64_encode" => base64_encode(parse(&arguments)?),
+            "base64_decode" => base64_decode(parse(&arguments)?),
+            "json_query" => json_query(parse(&arguments)?),
+            "count" => Ok(count(parse(&arguments)?)),
+            "regex_match" => regex_match(parse(&arguments)?),
+            other => {
+                return Err(ToolError::UnknownTool(format!(
+                    "text has no tool named {other:?}"
+                )));
+            }
+        }?;
+        Ok(CallOutput {
+            content: vec![Content::Json(result.to_string())],
+            structured: Some(result.to_string()),
+        })
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(arguments: &str) -> Result<T, ToolError> {
+    serde_json::from_str(arguments).map_err(|e| ToolError::InvalidArguments(e.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Algorithm {
+    Sha256,
+    Sha512,
+    Sha1,
+    Md5,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+enum Encoding {
+    #[default]
+    Hex,
+    Base64,
+}
+
+#[derive(Deserialize)]
+struct HashArgs {
+    text: String,
+    algorithm: Option<Algorithm>,
+    #[serde(default)]
+    encoding: Encoding,
+}
+
+fn hash(args: HashArgs) -> Result<Value, ToolError> {
+    use sha2::Digest;
+    let bytes = args.text.as_bytes();
+    let (name, digest): (&str, Vec<u8>) = match args.algorithm.unwrap_or(Algorithm::Sha256) {
+        Algorithm::Sha256 => ("sha256", sha2::Sha256::digest(bytes).to_vec()),
+        Algorithm::Sha512 => ("sha512", sha2::Sha512::digest(bytes).to_vec()),
+        Algorithm::Sha1 => ("sha1", sha1::Sha1::digest(bytes).to_vec()),
+        Algorithm::Md5 => ("md5", md5::Md5::digest(bytes).to_vec()),
+    };
+    let digest = match args.encoding {
+        Encoding::Hex => digest.iter().map(|b| format!("{b:02x}")).collect(),
+        Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(&digest),
+    };
+    Ok(json!({"algorithm": name, "digest": digest}))
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Alphabet {
+    #[default]
+    Standard,
+    UrlSafe,
+}
+
+#[derive(Deserialize)]
+struct EncodeArgs {
+    text: String,
+    #[serde(default)]
+    alphabet: Alphabet,
+    padding: Option<bool>,
+}
+
+fn base64_encode(args: EncodeArgs) -> Result<Value, ToolError> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let engine = match (args.alphabet, args.padding.unwrap_or(true)) {
+        (Alphabet::Standard, true) => &STANDARD,
+        (Alphabet::Standard, false) => &STANDARD_NO_PAD,
+        (Alphabet::UrlSafe, true) => &URL_SAFE,
+        (Alphabet::UrlSafe, false) => &URL_SAFE_NO_PAD,
+    };
+    Ok(json!({"data": engine.encode(args.text.as_bytes())}))
+}
+
+#[derive(Deserialize)]
+struct DecodeArgs {
+    data: String,
+    #[serde(default)]
+    alphabet: Alphabet,
+}
+
+fn base64_decode(args: DecodeArgs) -> Result<Value, ToolError> {
+    use base64::alphabet;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let engine = match args.alphabet {
+        Alphabet::Standard => GeneralPurpose::new(&alphabet::STANDARD, config),
+        Alphabet::UrlSafe => GeneralPurpose::new(&alphabet::URL_SAFE, config),
+    };
+    let bytes = engine
+        .decode(args.data.trim())
+        .map_err(|e| ToolError::InvalidArguments(format!("data is not valid base64: {e}")))?;
+    let len = bytes.len();
+    let text = String::from_utf8(bytes).map_err(|e| {
+        ToolError::Failed(format!(
+            "the {len} decoded bytes are not UTF-8 text (invalid at byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    Ok(json!({"text": text, "bytes": len}))
+}
+
+#[derive(Deserialize)]
+struct QueryArgs {
+    json: String,
+    pointer: String,
+}
+
+fn json_query(args: QueryArgs) -> Result<Value, ToolError> {
+    if !args.pointer.is_empty() && !args.pointer.starts_with('/') {
+        return Err(ToolError::InvalidArguments(format!(
+            "pointer {:?} must be empty or start with '/', e.g. /items/0",
+            args.pointer
+        )));
+    }
+    let document: Value = serde_json::from_str(&args.json)
+        .map_err(|e| ToolError::InvalidArguments(format!("json is not valid JSON: {e}")))?;
+    Ok(match document.pointer(&args.pointer) {
+        Some(value) => json!({"found": true, "value": value}),
+        None => json!({"found": false}),
+    })
+}
+
+#[derive(Deserialize)]
+struct CountArgs {
+    text: String,
+}
+
+fn count(args: CountArgs) -> Value {
+    let text = args.text;
+    json!({
+        "bytes": text.len(),
+        "chars": text.chars().count(),
+        "words": text.split_whitespace().count(),
+        "lines": text.lines().count(),
+    })
+}
+
+#[derive(Deserialize)]
+struct RegexArgs {
+    text: String,
+    pattern: String,
+    #[serde(default)]
+    case_insensitive: bool,
+    limit: Option<usize>,
+}
+
+fn regex_match(args: RegexArgs) -> Result<Value, ToolError> {
+    let re = regex::RegexBuilder::new(&args.pattern)
+        .case_insensitive(args.case_insensitive)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| ToolError::InvalidArguments(format!("pattern is not a valid regex: {e}")))?;
+    let limit = args.limit.unwrap_or(100).clamp(1, MAX_MATCHES);
+    let names: Vec<Option<&str>> = re.capture_names().collect();
+    let mut matches = Vec::new();
+    let mut truncated = false;
+    for caps in re.captures_iter(&args.text) {
+        if matches.len() == limit {
+            truncated = true;
+            break;
+        }
+        let whole = caps.get(0).expect("group 0 always participates in a match");
+        let groups: Vec<Option<&str>> = (1..caps.len())
+            .map(|i| caps.get(i).map(|m| m.as_str()))
+            .collect();
+        let named: serde_json::Map<String, Value> = names
+            .iter()
+            .flatten()
+            .map(|name| (name.to_string(), json!(caps.name(name).map(|m| m.as_str()))))
+            .collect();
+        matches.push(json!({
+            "text": whole.as_str(),
+            "start": whole.start(),
+            "end": whole.end(),
+            "groups": groups,
+            "named": named,
+        }));
+    }
+    Ok(json!({"matched": !matches.is_empty(), "truncated": truncated, "matches": matches}))
+}

@@ -1,0 +1,189 @@
+"""End to end over stdio with the official MCP Python SDK client.
+
+`cargo xtask test` runs these against the built `mcpist` binary (MCPIST_BIN)
+with the bundled modules from the repository (MCPIST_REPO). Each test starts
+its own server on a private copy of the plugins folder and lock.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+REPO = Path(os.environ.get("MCPIST_REPO", Path(__file__).resolve().parents[2]))
+BINARY = Path(os.environ.get("MCPIST_BIN", REPO / "target" / "debug" / "mcpist"))
+HOSTILE = REPO / "target" / "fixtures" / "wasm32-wasip2" / "release" / "hostile.wasm"
+
+# "auto" negotiates the newest revision the server offers; "legacy" uses the
+# initialize handshake (2025-11-25). The server must serve both.
+MODES = ["auto", "legacy"]
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def home(tmp_path):
+    """A data folder with a copy of the bundled modules and the committed lock."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    for wasm in (REPO / "plugins").glob("*.wasm"):
+        shutil.copy(wasm, plugins / wasm.name)
+    assert any(plugins.iterdir()), "no bundled modules: run `cargo xtask build-plugins`"
+    shutil.copy(REPO / "registry.lock", tmp_path / "registry.lock")
+    return tmp_path
+
+
+def server(home, log_level="info"):
+    return StdioServerParameters(
+        command=str(BINARY),
+        args=["--plugins-dir", str(home / "plugins"), "--lock", str(home / "registry.lock"), "serve"],
+        env={"MCPIST_HOME": str(home), "MCPIST_LOG": log_level},
+    )
+
+
+def text_of(result):
+    return "".join(block.text for block in result.content if block.type == "text")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", MODES)
+async def test_lists_the_meta_tools(home, mode):
+    async with Client(server(home), mode=mode) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert set(tools) == {"get_module_schema", "call_module_tool"}
+    call = tools["call_module_tool"]
+    assert call.input_schema["required"] == ["module", "tool"]
+    assert set(call.input_schema["properties"]) == {"module", "tool", "arguments", "account"}
+    assert tools["get_module_schema"].annotations.read_only_hint is True
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", MODES)
+async def test_catalog_and_module_schema(home, mode):
+    async with Client(server(home), mode=mode) as client:
+        catalog = await client.call_tool("get_module_schema", {})
+        assert not catalog.is_error, text_of(catalog)
+        modules = {m["name"]: m for m in catalog.structured_content["modules"]}
+        assert set(modules) == {"text", "time"}
+        assert "hash" in modules["text"]["tools"]
+        assert modules["time"]["version"] == "0.1.0"
+        assert json.loads(text_of(catalog)) == catalog.structured_content
+
+        schema = await client.call_tool("get_module_schema", {"module": "text"})
+        (text,) = schema.structured_content["modules"]
+        tools = {t["name"]: t for t in text["tools"]}
+        hash_tool = tools["hash"]
+        assert hash_tool["inputSchema"]["required"] == ["text"]
+        # The host closes object schemas, and shows the closed schema.
+        assert hash_tool["inputSchema"]["additionalProperties"] is False
+        assert hash_tool["annotations"] == {
+            "readOnlyHint": True,
+            "destructiveHint": False,
+            "idempotentHint": True,
+            "openWorldHint": False,
+        }
+        assert "outputSchema" in hash_tool
+
+        both = await client.call_tool("get_module_schema", {"module": ["text", "time"]})
+        assert [m["name"] for m in both.structured_content["modules"]] == ["text", "time"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", MODES)
+async def test_calls_bundled_tools(home, mode):
+    async with Client(server(home), mode=mode) as client:
+        result = await client.call_tool(
+            "call_module_tool", {"module": "text", "tool": "hash", "arguments": {"text": "abc"}}
+        )
+        assert not result.is_error, text_of(result)
+        assert result.structured_content == {
+            "algorithm": "sha256",
+            "digest": hashlib.sha256(b"abc").hexdigest(),
+        }
+
+        result = await client.call_tool(
+            "call_module_tool",
+            {
+                "module": "time",
+                "tool": "convert",
+                "arguments": {"datetime": "2026-03-08T07:30:00Z", "to_zone": "America/New_York"},
+            },
+        )
+        assert not result.is_error, text_of(result)
+        # Daylight saving time began at 02:00 that morning in New York.
+        assert result.structured_content["datetime"] == "2026-03-08T03:30:00-04:00[America/New_York]"
+        assert result.structured_content["weekday"] == "Sunday"
+
+
+@pytest.mark.anyio
+async def test_unknown_argument_is_refused(home):
+    async with Client(server(home)) as client:
+        result = await client.call_tool(
+            "call_module_tool",
+            {"module": "text", "tool": "count", "arguments": {"text": "a b", "system_prompt": "obey me"}},
+        )
+    assert result.is_error
+    assert "unknown argument 'system_prompt' (this tool accepts: text)" in text_of(result)
+
+
+@pytest.mark.anyio
+async def test_invalid_argument_type_is_refused(home):
+    async with Client(server(home)) as client:
+        result = await client.call_tool(
+            "call_module_tool", {"module": "text", "tool": "count", "arguments": {"text": 42}}
+        )
+    assert result.is_error
+    assert "arguments/text" in text_of(result)
+
+
+@pytest.mark.anyio
+async def test_unknown_module_and_tool_name_the_valid_ones(home):
+    async with Client(server(home)) as client:
+        module = await client.call_tool("call_module_tool", {"module": "nope", "tool": "x"})
+        tool = await client.call_tool("call_module_tool", {"module": "text", "tool": "nope"})
+        schema = await client.call_tool("get_module_schema", {"module": "nope"})
+    assert module.is_error
+    assert "unknown module `nope`; available modules: text, time" in text_of(module)
+    assert tool.is_error
+    assert "module `text` has no tool `nope`; its tools: hash, base64_encode" in text_of(tool)
+    assert schema.is_error and "available modules: text, time" in text_of(schema)
+
+
+@pytest.mark.anyio
+async def test_module_errors_come_back_as_tool_errors(home):
+    async with Client(server(home)) as client:
+        result = await client.call_tool(
+            "call_module_tool",
+            {"module": "text", "tool": "regex_match", "arguments": {"text": "x", "pattern": "("}},
+        )
+    assert result.is_error
+    assert "text.regex_match failed: invalid arguments: pattern is not a valid regex" in text_of(result)
+
+
+@pytest.mark.anyio
+async def test_stdout_carries_only_mcp_even_at_trace_level(home):
+    # Any log line on stdout would break the client's JSON-RPC parsing.
+    async with Client(server(home, log_level="trace")) as client:
+        result = await client.call_tool(
+            "call_module_tool", {"module": "text", "tool": "count", "arguments": {"text": "one two"}}
+        )
+    assert result.structured_content == {"bytes": 7, "chars": 7, "words": 2, "lines": 1}
+
+
+@pytest.mark.anyio
+async def test_pending_module_is_not_served(home):
+    if not HOSTILE.is_file():
+        pytest.fail(f"{HOSTILE} is missing: run `cargo xtask build-fixtures`")
+    shutil.copy(HOSTILE, home / "plugins" / "hostile.wasm")
+    async with Client(server(home)) as client:
+        catalog = await client.call_tool("get_module_schema", {})
+        call = await client.call_tool("call_module_tool", {"module": "hostile", "tool": "echo"})
+    assert [m["name"] for m in catalog.structured_content["modules"]] == ["text", "time"]
+    assert call.is_error and "unknown module `hostile`" in text_of(call)

@@ -1,0 +1,244 @@
+//! `cargo xtask`: building the bundled modules, running the server, testing.
+//!
+//! - `cargo xtask build-plugins`: build every bundled module (plugins/*/) into
+//!   `plugins/<name>.wasm`, reproducibly;
+//! - `cargo xtask build-fixtures`: build the hostile test modules;
+//! - `cargo xtask run [-- ARGS]`: ensure the wasm target, build modules and
+//!   host (release), and serve MCP over stdio with the repository's config;
+//! - `cargo xtask test`: the whole test suite (Rust, then the official Python
+//!   MCP SDK end to end), installing what it needs.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+/// Where the source tree and cargo's registry appear in the built modules, so
+/// that the bytes do not depend on where the repository was cloned.
+const REMAPPED_SOURCE: &str = "/mcpist";
+const REMAPPED_CARGO_HOME: &str = "/cargo";
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args_os().skip(1);
+    let command = args.next().and_then(|a| a.into_string().ok());
+    let rest: Vec<OsString> = args.collect();
+    let root = workspace_root();
+    match command.as_deref() {
+        Some("build-plugins") => build_plugins(&root).map(drop),
+        Some("build-fixtures") => build_fixtures(&root).map(drop),
+        Some("run") => run(&root, &rest),
+        Some("test") => test(&root),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 build-plugins   build the bundled modules into plugins/ (reproducible)\n  \
+                 build-fixtures  build the hostile test modules\n  \
+                 run [-- ARGS]   build everything and serve MCP over stdio (ARGS go to `mcpist serve`)\n  \
+                 test            run the whole test suite"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn status(cmd: &mut Command) -> anyhow::Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Install the wasm target if the toolchain lacks it (rust-toolchain.toml
+/// asks rustup for it, but an already-installed toolchain may predate that).
+fn ensure_wasm_target() -> anyhow::Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("cannot run rustup: install Rust with rustup (https://rustup.rs)")?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET)
+    {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the {WASM_TARGET} target");
+    status(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// Build a workspace of modules for wasm32-wasip2 with reproducible flags and
+/// return the built components (`<crate>.wasm`).
+fn build_modules(root: &Path, workspace: &str, target_dir: &str) -> anyhow::Result<Vec<PathBuf>> {
+    ensure_wasm_target()?;
+    let manifest = root.join(workspace).join("Cargo.toml");
+    let target_dir = root.join("target").join(target_dir);
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .context("cannot find CARGO_HOME")?;
+    // Paths embedded by panics and debug info are remapped; nothing else in
+    // the build depends on the machine. CARGO_ENCODED_RUSTFLAGS replaces any
+    // RUSTFLAGS from the environment, which would change the output.
+    let flags = [
+        format!("--remap-path-prefix={}={REMAPPED_SOURCE}", root.display()),
+        format!(
+            "--remap-path-prefix={}={REMAPPED_CARGO_HOME}",
+            cargo_home.display()
+        ),
+    ]
+    .join("\x1f");
+    status(
+        cargo()
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                WASM_TARGET,
+                "--manifest-path",
+            ])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env("CARGO_ENCODED_RUSTFLAGS", flags)
+            .env_remove("RUSTFLAGS")
+            .env("SOURCE_DATE_EPOCH", "0"),
+    )?;
+    let out = target_dir.join(WASM_TARGET).join("release");
+    let mut built = Vec::new();
+    for member in workspace_members(&root.join(workspace))? {
+        let file = out.join(format!("{member}.wasm"));
+        if !file.is_file() {
+            bail!("expected {} after the build", file.display());
+        }
+        built.push(file);
+    }
+    Ok(built)
+}
+
+/// The crate folders of a module workspace: its subfolders with a Cargo.toml.
+fn workspace_members(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut members = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.join("Cargo.toml").is_file() {
+            members.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    members.sort();
+    Ok(members)
+}
+
+fn build_plugins(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let built = build_modules(root, "plugins", "plugins")?;
+    let mut installed = Vec::new();
+    for file in built {
+        let dest = root.join("plugins").join(file.file_name().unwrap());
+        std::fs::copy(&file, &dest)
+            .with_context(|| format!("cannot copy to {}", dest.display()))?;
+        eprintln!(
+            "xtask: built {}",
+            dest.strip_prefix(root).unwrap_or(&dest).display()
+        );
+        installed.push(dest);
+    }
+    Ok(installed)
+}
+
+fn build_fixtures(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    build_modules(root, "tests/fixtures", "fixtures")
+}
+
+fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
+    build_plugins(root)?;
+    status(
+        cargo()
+            .current_dir(root)
+            .args(["build", "--release", "--locked", "-p", "mcpist"]),
+    )?;
+    let binary = root.join("target/release/mcpist");
+    let args = match args.first() {
+        Some(first) if first == "--" => &args[1..],
+        _ => args,
+    };
+    eprintln!("xtask: serving MCP over stdio (bundled modules from plugins/, config mcpist.toml)");
+    status(
+        Command::new(binary)
+            .current_dir(root)
+            .arg("--config")
+            .arg(root.join("mcpist.toml"))
+            .arg("serve")
+            .args(args),
+    )
+}
+
+fn test(root: &Path) -> anyhow::Result<()> {
+    build_plugins(root)?;
+    build_fixtures(root)?;
+    status(
+        cargo()
+            .current_dir(root)
+            .args(["test", "--locked", "--workspace"]),
+    )?;
+    let python = python_env(root)?;
+    let binary = root.join("target/debug/mcpist");
+    status(
+        Command::new(python)
+            .current_dir(root)
+            .args(["-m", "pytest", "-q", "tests/e2e"])
+            .env("MCPIST_BIN", binary)
+            .env("MCPIST_REPO", root),
+    )
+}
+
+/// A virtual environment with the end-to-end tests' requirements, made once
+/// and remade when the requirements change.
+fn python_env(root: &Path) -> anyhow::Result<PathBuf> {
+    let requirements = root.join("tests/e2e/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("cannot read {}", requirements.display()))?;
+    let venv = root.join("target/e2e-venv");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("requirements.installed");
+    if python.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str())
+    {
+        return Ok(python);
+    }
+    let system_python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
+    status(
+        Command::new(system_python)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+    )?;
+    status(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&requirements),
+    )?;
+    std::fs::write(&stamp, wanted)?;
+    Ok(python)
+}

@@ -1,5 +1,9 @@
 //! `mcpist plugins ...`: what is in the plugins folder, and approving it.
+//!
+//! Output goes through `writeln!` so that a closed pipe (`... | head`) ends
+//! the command quietly instead of panicking; see `main`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use crate::config::Config;
@@ -10,8 +14,9 @@ const HASH_PREFIX: usize = 12;
 
 pub(super) async fn list(config: &Config) -> anyhow::Result<ExitCode> {
     let (_runtime, _lock, scan) = super::scan(config).await?;
+    let out = &mut std::io::stdout().lock();
     if scan.modules.is_empty() && scan.missing.is_empty() {
-        println!("No modules in {}.", config.plugins_dir.display());
+        writeln!(out, "No modules in {}.", config.plugins_dir.display())?;
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<[String; 5]> = scan
@@ -38,82 +43,92 @@ pub(super) async fn list(config: &Config) -> anyhow::Result<ExitCode> {
             ]
         }))
         .collect();
-    print_table(&["NAME", "VERSION", "STATE", "SHA256", "TOOLS"], &rows);
+    print_table(out, &["NAME", "VERSION", "STATE", "SHA256", "TOOLS"], &rows)?;
     for module in &scan.modules {
         if module.state != ModuleState::Pinned {
-            println!(
+            writeln!(
+                out,
                 "\n{} ({}): {}",
                 module.name(),
                 module.file,
                 state_detail(&module.state)
-            );
+            )?;
         }
     }
     for pin in &scan.missing {
-        println!(
+        writeln!(
+            out,
             "\n{} ({}): pinned, but the file is missing from {}",
             pin.name,
             pin.file,
             config.plugins_dir.display()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub(super) async fn approve(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let (_runtime, mut lock, scan) = super::scan(config).await?;
+    let out = &mut std::io::stdout().lock();
     let entry = registry::approve(&scan, &mut lock, name, &config.plugins_dir)?;
     let module = scan
         .modules
         .iter()
         .find(|m| m.file == entry.file)
         .expect("approve returns an entry for a scanned module");
-    print_declaration(module);
+    // Show the declaration first: if it cannot be shown, nothing is pinned.
+    print_declaration(out, module)?;
+    out.flush()?;
     lock.save(&config.lock_file)?;
-    println!(
+    writeln!(
+        out,
         "\nPinned {} {} (sha256 {}) in {}.",
         entry.name,
         entry.version,
         entry.sha256,
         config.lock_file.display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub(super) async fn verify(config: &Config) -> anyhow::Result<ExitCode> {
     let (_runtime, _lock, scan) = super::scan(config).await?;
+    let out = &mut std::io::stdout().lock();
     let mut problems = 0;
     for module in &scan.modules {
         match &module.state {
-            ModuleState::Pinned => println!("ok       {} ({})", module.name(), module.file),
+            ModuleState::Pinned => writeln!(out, "ok       {} ({})", module.name(), module.file)?,
             state => {
                 problems += 1;
-                println!(
+                writeln!(
+                    out,
                     "{:<8} {} ({}): {}",
                     state.label(),
                     module.name(),
                     module.file,
                     state_detail(state)
-                );
+                )?;
             }
         }
     }
     for pin in &scan.missing {
         problems += 1;
-        println!(
+        writeln!(
+            out,
             "missing  {} ({}): pinned but not in {}",
             pin.name,
             pin.file,
             config.plugins_dir.display()
-        );
+        )?;
     }
     if problems == 0 {
-        println!("All {} modules are pinned.", scan.modules.len());
+        writeln!(out, "All {} modules are pinned.", scan.modules.len())?;
         Ok(ExitCode::SUCCESS)
     } else {
-        println!(
-            "{problems} problem(s); approve pending modules with `mcpist plugins approve NAME`."
-        );
+        writeln!(
+            out,
+            "{problems} problem(s): approve modules you trust with `mcpist plugins approve NAME`."
+        )?;
         Ok(ExitCode::FAILURE)
     }
 }
@@ -135,15 +150,21 @@ pub(super) fn state_detail(state: &ModuleState) -> String {
     }
 }
 
-fn print_declaration(module: &ModuleFile) {
-    let Some(m) = &module.manifest else { return };
-    println!(
+fn print_declaration(out: &mut impl Write, module: &ModuleFile) -> std::io::Result<()> {
+    let Some(m) = &module.manifest else {
+        return Ok(());
+    };
+    writeln!(
+        out,
         "Module {} {} ({}, sha256 {})",
         m.name, m.version, module.file, module.sha256
-    );
-    println!("  {}", m.description);
+    )?;
+    writeln!(out, "  {}", m.description)?;
     if let ModuleState::Changed { pinned_sha256 } = &module.state {
-        println!("  replaces the pinned file with sha256 {pinned_sha256}");
+        writeln!(
+            out,
+            "  replaces the pinned file with sha256 {pinned_sha256}"
+        )?;
     }
     let none = |v: &[String]| {
         if v.is_empty() {
@@ -152,23 +173,30 @@ fn print_declaration(module: &ModuleFile) {
             v.join(", ")
         }
     };
-    println!("  outbound hosts: {}", none(&m.hosts));
+    writeln!(out, "  outbound hosts: {}", none(&m.hosts))?;
     if m.credentials.is_empty() {
-        println!("  credentials: (none)");
+        writeln!(out, "  credentials: (none)")?;
     }
     for c in &m.credentials {
-        println!(
+        writeln!(
+            out,
             "  credential: service {} injected as {:?} for {}",
             c.service,
             c.inject,
             none(&c.hosts)
-        );
+        )?;
     }
-    println!("  tools:");
+    writeln!(out, "  tools:")?;
     for t in &m.tools {
-        let flags = t.flags.names();
-        println!("    {} [{}]: {}", t.name, flags.join(", "), t.description);
+        writeln!(
+            out,
+            "    {} [{}]: {}",
+            t.name,
+            t.flags.names().join(", "),
+            t.description
+        )?;
     }
+    Ok(())
 }
 
 fn tool_names(m: &ModuleManifest) -> String {
@@ -183,26 +211,28 @@ fn short(sha256: &str) -> String {
     sha256.chars().take(HASH_PREFIX).collect()
 }
 
-fn print_table(header: &[&str; 5], rows: &[[String; 5]]) {
+fn print_table(
+    out: &mut impl Write,
+    header: &[&str; 5],
+    rows: &[[String; 5]],
+) -> std::io::Result<()> {
     let mut widths = header.map(str::len);
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 5]| {
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i == 4 {
-                out.push_str(cell);
+    let header = header.map(str::to_owned);
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
             } else {
-                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
             }
         }
-        println!("{}", out.trim_end());
-    };
-    line(*header);
-    for row in rows {
-        line([&row[0], &row[1], &row[2], &row[3], &row[4]]);
+        writeln!(out, "{}", line.trim_end())?;
     }
+    Ok(())
 }

@@ -6,13 +6,17 @@
 //! - `cargo xtask run [-- ARGS]`: ensure the wasm target, build modules and
 //!   host (release), and serve MCP over stdio with the repository's config;
 //! - `cargo xtask test`: the whole test suite (Rust, then the official Python
-//!   MCP SDK end to end), installing what it needs.
+//!   MCP SDK end to end), installing what it needs;
+//! - `cargo xtask bench [--calls N]`: latency of sequential tool calls over
+//!   stdio against the release build.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
+
+mod bench;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 /// Where the source tree and cargo's registry appear in the built modules, so
@@ -30,6 +34,7 @@ fn main() -> anyhow::Result<()> {
         Some("build-fixtures") => build_fixtures(&root).map(drop),
         Some("run") => run(&root, &rest),
         Some("test") => test(&root),
+        Some("bench") => bench::run(&root, &rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -37,7 +42,8 @@ fn main() -> anyhow::Result<()> {
                  build-plugins   build the bundled modules into plugins/ (reproducible)\n  \
                  build-fixtures  build the hostile test modules\n  \
                  run [-- ARGS]   build everything and serve MCP over stdio (ARGS go to `mcpist serve`)\n  \
-                 test            run the whole test suite"
+                 test            run the whole test suite\n  \
+                 bench [--calls N]  time N sequential tool calls over stdio (release build)"
             );
             std::process::exit(2);
         }
@@ -166,14 +172,19 @@ fn build_fixtures(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     build_modules(root, "tests/fixtures", "fixtures")
 }
 
-fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
+/// Build the bundled modules and the release host; return the binary.
+fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
     build_plugins(root)?;
     status(
         cargo()
             .current_dir(root)
             .args(["build", "--release", "--locked", "-p", "mcpist"]),
     )?;
-    let binary = root.join("target/release/mcpist");
+    Ok(root.join("target/release/mcpist"))
+}
+
+fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
+    let binary = build_release(root)?;
     let args = match args.first() {
         Some(first) if first == "--" => &args[1..],
         _ => args,

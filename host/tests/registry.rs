@@ -9,6 +9,13 @@ use serde_json::json;
 
 use common::{Home, bundled, fixture, repo};
 
+fn assert_invalid(state: &ModuleState, because: &str) {
+    match state {
+        ModuleState::Invalid { reason } => assert!(reason.contains(because), "{reason}"),
+        other => panic!("expected invalid ({because}), got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_new_module_is_pending_and_not_served() {
     let home = Home::new(Limits::default());
@@ -114,13 +121,7 @@ async fn a_file_that_is_not_a_component_is_invalid() {
     let home = Home::new(Limits::default());
     std::fs::write(home.plugins().join("junk.wasm"), b"\0asm not really").unwrap();
     let scan = home.scan().await;
-    let ModuleState::Invalid { reason } = &scan.modules[0].state else {
-        panic!("expected invalid, got {:?}", scan.modules[0].state);
-    };
-    assert!(
-        reason.contains("not a valid WebAssembly component"),
-        "{reason}"
-    );
+    assert_invalid(&scan.modules[0].state, "not a valid WebAssembly component");
     let mut lock = home.lock();
     let err = registry::approve(&scan, &mut lock, "junk", &home.plugins()).unwrap_err();
     assert!(err.to_string().contains("cannot be approved"), "{err}");
@@ -134,6 +135,24 @@ async fn approving_an_unknown_name_lists_what_is_waiting() {
     let mut lock = home.lock();
     let err = registry::approve(&scan, &mut lock, "github", &home.plugins()).unwrap_err();
     assert!(err.to_string().ends_with("; waiting: hostile"), "{err}");
+}
+
+#[tokio::test]
+async fn a_description_that_drifts_from_its_pin_is_refused() {
+    let home = Home::new(Limits::default());
+    home.add(&fixture("shifty"));
+    home.approve("shifty").await;
+    // Same bytes, so the hash still matches; but the tool description the
+    // module gives now is not the one that was approved.
+    let scan = home.scan().await;
+    assert_invalid(
+        &scan.modules[0].state,
+        "description differs from the one pinned",
+    );
+    assert_eq!(
+        Catalog::new(home.runtime.clone(), &scan).modules().count(),
+        0
+    );
 }
 
 /// The committed registry.lock pins exactly what `cargo xtask build-plugins`

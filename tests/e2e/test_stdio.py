@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,33 @@ async def test_pending_module_is_not_served(home):
         call = await client.call_tool("call_module_tool", {"module": "hostile", "tool": "echo"})
     assert [m["name"] for m in catalog.structured_content["modules"]] == ["text", "time"]
     assert call.is_error and "unknown module `hostile`" in text_of(call)
+
+
+@pytest.mark.anyio
+async def test_a_hostile_module_cannot_break_the_session(home):
+    """Guest stdout/stderr never reach the protocol stream; a crash or a CPU
+    hog fails only its call."""
+    if not HOSTILE.is_file():
+        pytest.fail(f"{HOSTILE} is missing: run `cargo xtask build-fixtures`")
+    shutil.copy(HOSTILE, home / "plugins" / "hostile.wasm")
+    (home / "mcpist.toml").write_text("[limits]\ncpu_ms = 300\n")
+    approve = subprocess.run(
+        [str(BINARY), "--plugins-dir", str(home / "plugins"), "--lock", str(home / "registry.lock"),
+         "plugins", "approve", "hostile"],
+        env={"MCPIST_HOME": str(home), "PATH": os.environ.get("PATH", "")},
+        capture_output=True, text=True, check=True,
+    )
+    assert "Pinned hostile 0.1.0" in approve.stdout
+
+    def call(tool, arguments=None):
+        return client.call_tool("call_module_tool", {"module": "hostile", "tool": tool, "arguments": arguments or {}})
+
+    async with Client(server(home, log_level="trace")) as client:
+        shout = await call("shout")
+        assert not shout.is_error and text_of(shout) == "shouted"
+        trap = await call("trap")
+        assert trap.is_error and "module `hostile` crashed" in text_of(trap)
+        spin = await call("spin")
+        assert spin.is_error and "ran out of CPU time" in text_of(spin)
+        echo = await call("echo", {"text": "still here"})
+        assert not echo.is_error and text_of(echo) == "still here"

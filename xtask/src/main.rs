@@ -139,12 +139,14 @@ fn build_modules(root: &Path, workspace: &str, target_dir: &str) -> anyhow::Resu
     Ok(built)
 }
 
-/// The crate folders of a module workspace: its subfolders with a Cargo.toml.
+/// The module crates of a workspace: its subfolders whose Cargo.toml builds
+/// a component (`cdylib`); libraries such as the SDK are skipped.
 fn workspace_members(dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut members = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();
-        if path.join("Cargo.toml").is_file() {
+        let manifest = std::fs::read_to_string(path.join("Cargo.toml")).unwrap_or_default();
+        if manifest.contains("\"cdylib\"") {
             members.push(path.file_name().unwrap().to_string_lossy().into_owned());
         }
     }

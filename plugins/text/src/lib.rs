@@ -7,15 +7,10 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-wit_bindgen::generate!({ path: "../../wit", world: "mcpist:plugin/plugin" });
-
-use exports::mcpist::plugin::module::Guest;
-use mcpist::plugin::types::{
-    CallContext, CallOutput, Content, ModuleInfo, Tool, ToolError, ToolFlags,
-};
+use mcpist_plugin::{CallContext, CallOutput, Guest, ModuleInfo, ToolError, ToolFlags, arguments};
 
 struct Text;
-export!(Text);
+mcpist_plugin::export!(Text);
 
 /// Most patterns compile to far less; this keeps a hostile pattern from using
 /// the whole sandbox memory limit.
@@ -25,12 +20,8 @@ const MAX_MATCHES: usize = 1000;
 impl Guest for Text {
     fn describe() -> ModuleInfo {
         let pure = ToolFlags::READ_ONLY | ToolFlags::IDEMPOTENT | ToolFlags::CONCURRENCY_SAFE;
-        let tool = |name: &str, description: &str, input: Value, output: Value| Tool {
-            name: name.into(),
-            description: description.into(),
-            input_schema: input.to_string(),
-            output_schema: Some(output.to_string()),
-            flags: pure,
+        let tool = |name: &str, description: &str, input: Value, output: Value| {
+            mcpist_plugin::tool(name, description, pure, &input, Some(&output))
         };
         ModuleInfo {
             name: "text".into(),
@@ -172,33 +163,22 @@ impl Guest for Text {
         }
     }
 
-    fn call(
-        tool: String,
-        arguments: String,
-        _context: CallContext,
-    ) -> Result<CallOutput, ToolError> {
+    fn call(tool: String, args: String, _context: CallContext) -> Result<CallOutput, ToolError> {
         let result = match tool.as_str() {
-            "hash" => hash(parse(&arguments)?),
-            "base64_encode" => base64_encode(parse(&arguments)?),
-            "base64_decode" => base64_decode(parse(&arguments)?),
-            "json_query" => json_query(parse(&arguments)?),
-            "count" => Ok(count(parse(&arguments)?)),
-            "regex_match" => regex_match(parse(&arguments)?),
+            "hash" => hash(arguments(&args)?),
+            "base64_encode" => base64_encode(arguments(&args)?),
+            "base64_decode" => base64_decode(arguments(&args)?),
+            "json_query" => json_query(arguments(&args)?),
+            "count" => Ok(count(arguments(&args)?)),
+            "regex_match" => regex_match(arguments(&args)?),
             other => {
                 return Err(ToolError::UnknownTool(format!(
                     "text has no tool named {other:?}"
                 )));
             }
         }?;
-        Ok(CallOutput {
-            content: vec![Content::Json(result.to_string())],
-            structured: Some(result.to_string()),
-        })
+        Ok(mcpist_plugin::structured(&result))
     }
-}
-
-fn parse<T: for<'de> Deserialize<'de>>(arguments: &str) -> Result<T, ToolError> {
-    serde_json::from_str(arguments).map_err(|e| ToolError::InvalidArguments(e.to_string()))
 }
 
 #[derive(Deserialize)]

@@ -12,15 +12,10 @@ use jiff::{Span, Timestamp, Unit, Zoned, ZonedDifference};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-wit_bindgen::generate!({ path: "../../wit", world: "mcpist:plugin/plugin" });
-
-use exports::mcpist::plugin::module::Guest;
-use mcpist::plugin::types::{
-    CallContext, CallOutput, Content, ModuleInfo, Tool, ToolError, ToolFlags,
-};
+use mcpist_plugin::{CallContext, CallOutput, Guest, ModuleInfo, ToolError, ToolFlags, arguments};
 
 struct Time;
-export!(Time);
+mcpist_plugin::export!(Time);
 
 impl Guest for Time {
     fn describe() -> ModuleInfo {
@@ -29,12 +24,8 @@ impl Guest for Time {
         let datetime = json!({"type": "string", "description": "RFC 9557, RFC 3339, civil date-time (2026-03-08T02:30) or date (2026-03-08)."});
         let zone = json!({"type": "string", "description": "IANA time zone, e.g. Europe/Paris. Default UTC."});
         let tool =
-            |name: &str, description: &str, flags: ToolFlags, input: Value, output: &Value| Tool {
-                name: name.into(),
-                description: description.into(),
-                input_schema: input.to_string(),
-                output_schema: Some(output.to_string()),
-                flags,
+            |name: &str, description: &str, flags: ToolFlags, input: Value, output: &Value| {
+                mcpist_plugin::tool(name, description, flags, &input, Some(output))
             };
         ModuleInfo {
             name: "time".into(),
@@ -123,28 +114,21 @@ impl Guest for Time {
         }
     }
 
-    fn call(
-        tool: String,
-        arguments: String,
-        _context: CallContext,
-    ) -> Result<CallOutput, ToolError> {
+    fn call(tool: String, args: String, _context: CallContext) -> Result<CallOutput, ToolError> {
         let result = match tool.as_str() {
-            "now" => now(parse_args(&arguments)?),
-            "convert" => convert(parse_args(&arguments)?),
-            "format" => format(parse_args(&arguments)?),
-            "parse" => parse(parse_args(&arguments)?),
-            "add" => add(parse_args(&arguments)?),
-            "difference" => difference(parse_args(&arguments)?),
+            "now" => now(arguments(&args)?),
+            "convert" => convert(arguments(&args)?),
+            "format" => format(arguments(&args)?),
+            "parse" => parse(arguments(&args)?),
+            "add" => add(arguments(&args)?),
+            "difference" => difference(arguments(&args)?),
             other => {
                 return Err(ToolError::UnknownTool(format!(
                     "time has no tool named {other:?}"
                 )));
             }
         }?;
-        Ok(CallOutput {
-            content: vec![Content::Json(result.to_string())],
-            structured: Some(result.to_string()),
-        })
+        Ok(mcpist_plugin::structured(&result))
     }
 }
 
@@ -162,10 +146,6 @@ fn zoned_schema() -> Value {
         },
         "required": ["datetime", "zone", "offset", "date", "time", "weekday", "unix_seconds"]
     })
-}
-
-fn parse_args<T: for<'de> Deserialize<'de>>(arguments: &str) -> Result<T, ToolError> {
-    serde_json::from_str(arguments).map_err(|e| ToolError::InvalidArguments(e.to_string()))
 }
 
 fn invalid(what: &str, value: &str, error: impl std::fmt::Display) -> ToolError {

@@ -140,10 +140,6 @@ impl ModuleManifest {
         }
         Ok(())
     }
-
-    pub fn tool(&self, name: &str) -> Option<&ToolSpec> {
-        self.tools.iter().find(|t| t.name == name)
-    }
 }
 
 /// Parse a schema declared as JSON text.

@@ -10,7 +10,6 @@ mod guest_output;
 mod host;
 mod limits;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -174,10 +173,6 @@ impl Runtime {
             linker,
             limits,
         })
-    }
-
-    pub fn limits(&self) -> &Limits {
-        &self.limits
     }
 
     /// Compile a component and resolve its imports. Done once per module.
@@ -476,6 +471,3 @@ fn manifest_from_wit(info: guest::ModuleInfo) -> Result<ModuleManifest, Manifest
         credentials,
     })
 }
-
-/// Shared so the MCP layer and the CLI can hold one runtime.
-pub type SharedRuntime = Arc<Runtime>;

@@ -1,0 +1,377 @@
+//! The token broker: which account a call acts for, and that account's
+//! secret, fetched from the vault the owner routed its service to.
+//!
+//! Secrets leave the broker only as [`SecretString`]s (zeroized on drop, and
+//! redacted in `Debug`), and only towards the egress layer, which attaches
+//! them to outbound requests. Modules and the LLM never receive them.
+
+pub mod accounts;
+pub mod env_vault;
+pub mod file_vault;
+pub mod vault;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+pub use accounts::{Account, Accounts, AccountsError};
+pub use vault::{Vault, VaultError};
+
+/// The vault every service uses unless `mcpist.toml` routes it elsewhere.
+pub const DEFAULT_VAULT: &str = "local";
+
+/// A vault as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VaultBackend {
+    /// The local encrypted file (the embedded default).
+    File { path: PathBuf, key_file: PathBuf },
+    /// Environment variables named `<prefix><SERVICE>_<ACCOUNT>`.
+    Env { prefix: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerSettings {
+    pub accounts_file: PathBuf,
+    pub vaults: BTreeMap<String, VaultBackend>,
+    /// Service → vault name, for services not stored in [`DEFAULT_VAULT`].
+    pub routes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(
+        "no `{service}` account is set up: add one with `mcpist account add {service} NAME` (the token is read from stdin or a hidden prompt)"
+    )]
+    NoAccount { service: String },
+    #[error("there is no `{service}` account named `{requested}`; {service} accounts: {}", .available.join(", "))]
+    UnknownAccount {
+        service: String,
+        requested: String,
+        available: Vec<String>,
+    },
+    #[error(
+        "`{service}` has several accounts and no default: pass `account` (one of: {}) or set one with `mcpist account default {service} NAME`", .available.join(", ")
+    )]
+    NoDefault {
+        service: String,
+        available: Vec<String>,
+    },
+    #[error(
+        "account name {0:?} is not valid: use ASCII letters, digits, '.', '_', '-' or '@' (1 to 64 characters)"
+    )]
+    InvalidName(String),
+    #[error("service name {0:?} is not valid: use lowercase ASCII letters, digits, '_' and '-'")]
+    InvalidService(String),
+    #[error(
+        "account `{account}` of `{service}` uses vault `{vault}`, which is not configured in mcpist.toml"
+    )]
+    UnknownVault {
+        service: String,
+        account: String,
+        vault: String,
+    },
+    #[error("the secret of `{service}` account `{account}` cannot be read: {source}")]
+    Secret {
+        service: String,
+        account: String,
+        #[source]
+        source: VaultError,
+    },
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Accounts(#[from] AccountsError),
+}
+
+pub struct Broker {
+    accounts_file: PathBuf,
+    vaults: BTreeMap<String, Arc<dyn Vault>>,
+    routes: BTreeMap<String, String>,
+}
+
+impl Broker {
+    /// `env_key` is `MCPIST_VAULT_KEY`, for file vaults.
+    pub fn new(settings: &BrokerSettings, env_key: Option<SecretString>) -> Broker {
+        let vaults = settings
+            .vaults
+            .iter()
+            .map(|(name, backend)| {
+                let vault: Arc<dyn Vault> =
+                    match backend {
+                        VaultBackend::File { path, key_file } => Arc::new(
+                            file_vault::FileVault::new(name, path, key_file, env_key.clone()),
+                        ),
+                        VaultBackend::Env { prefix } => {
+                            Arc::new(env_vault::EnvVault::new(name, prefix))
+                        }
+                    };
+                (name.clone(), vault)
+            })
+            .collect();
+        Broker::with_vaults(
+            settings.accounts_file.clone(),
+            vaults,
+            settings.routes.clone(),
+        )
+    }
+
+    /// A broker over vaults built elsewhere (tests, and backends that need
+    /// their own setup).
+    pub fn with_vaults(
+        accounts_file: PathBuf,
+        vaults: BTreeMap<String, Arc<dyn Vault>>,
+        routes: BTreeMap<String, String>,
+    ) -> Broker {
+        Broker {
+            accounts_file,
+            vaults,
+            routes,
+        }
+    }
+
+    /// The accounts as they are on disk now: the file is re-read so that
+    /// accounts added while the server runs are usable at once.
+    pub fn accounts(&self) -> Result<Accounts, BrokerError> {
+        Ok(Accounts::load(&self.accounts_file)?)
+    }
+
+    /// The vault new accounts of `service` are stored in.
+    pub fn vault_for(&self, service: &str) -> Result<&Arc<dyn Vault>, BrokerError> {
+        let name = self
+            .routes
+            .get(service)
+            .map(String::as_str)
+            .unwrap_or(DEFAULT_VAULT);
+        self.vaults
+            .get(name)
+            .ok_or_else(|| BrokerError::UnknownVault {
+                service: service.to_owned(),
+                account: String::new(),
+                vault: name.to_owned(),
+            })
+    }
+
+    /// Which account of `service` a call acts for: the one it names, else
+    /// the service's default.
+    pub fn resolve(
+        accounts: &Accounts,
+        service: &str,
+        requested: Option<&str>,
+    ) -> Result<Account, BrokerError> {
+        let available: Vec<String> = accounts.of(service).map(|a| a.name.clone()).collect();
+        if available.is_empty() {
+            return Err(BrokerError::NoAccount {
+                service: service.to_owned(),
+            });
+        }
+        let name = match requested {
+            Some(name) => name,
+            None => accounts
+                .default_for(service)
+                .ok_or_else(|| BrokerError::NoDefault {
+                    service: service.to_owned(),
+                    available: available.clone(),
+                })?,
+        };
+        accounts
+            .find(service, name)
+            .cloned()
+            .ok_or_else(|| BrokerError::UnknownAccount {
+                service: service.to_owned(),
+                requested: name.to_owned(),
+                available,
+            })
+    }
+
+    /// Fetch an account's secret from its vault.
+    pub async fn secret(&self, account: &Account) -> Result<SecretString, BrokerError> {
+        let vault = self
+            .vaults
+            .get(&account.vault)
+            .ok_or_else(|| BrokerError::UnknownVault {
+                service: account.service.clone(),
+                account: account.name.clone(),
+                vault: account.vault.clone(),
+            })?;
+        vault
+            .get(&account.reference)
+            .await
+            .map_err(|source| BrokerError::Secret {
+                service: account.service.clone(),
+                account: account.name.clone(),
+                source,
+            })
+    }
+
+    /// Add (or replace) an account. `secret` is required for vaults that
+    /// store secrets and ignored for those that do not.
+    pub async fn add(
+        &self,
+        service: &str,
+        name: &str,
+        secret: Option<SecretString>,
+        make_default: bool,
+    ) -> Result<Account, BrokerError> {
+        check_service(service)?;
+        check_account(name)?;
+        let vault = self.vault_for(service)?;
+        let account = Account {
+            service: service.to_owned(),
+            name: name.to_owned(),
+            vault: vault.name().to_owned(),
+            reference: vault.reference_for(service, name),
+        };
+        if vault.stores_secrets() {
+            let secret = secret.ok_or_else(|| VaultError::Unavailable {
+                vault: vault.name().to_owned(),
+                reason: "no secret was given".to_owned(),
+            })?;
+            vault.put(&account.reference, secret).await?;
+        }
+        let mut accounts = self.accounts()?;
+        accounts.upsert(account.clone());
+        if make_default {
+            accounts.set_default(service, name);
+        }
+        accounts.save(&self.accounts_file)?;
+        Ok(account)
+    }
+
+    /// Remove an account and its stored secret.
+    pub async fn remove(&self, service: &str, name: &str) -> Result<Account, BrokerError> {
+        let mut accounts = self.accounts()?;
+        let account = Broker::resolve(&accounts, service, Some(name))?;
+        if let Some(vault) = self.vaults.get(&account.vault) {
+            vault.delete(&account.reference).await?;
+        }
+        accounts.remove(service, name);
+        accounts.save(&self.accounts_file)?;
+        Ok(account)
+    }
+
+    pub fn set_default(&self, service: &str, name: &str) -> Result<(), BrokerError> {
+        let mut accounts = self.accounts()?;
+        Broker::resolve(&accounts, service, Some(name))?;
+        accounts.set_default(service, name);
+        accounts.save(&self.accounts_file)?;
+        Ok(())
+    }
+
+    pub fn vault(&self, name: &str) -> Option<&Arc<dyn Vault>> {
+        self.vaults.get(name)
+    }
+}
+
+fn check_account(name: &str) -> Result<(), BrokerError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    ok.then_some(())
+        .ok_or_else(|| BrokerError::InvalidName(name.to_owned()))
+}
+
+fn check_service(service: &str) -> Result<(), BrokerError> {
+    let ok = (1..=64).contains(&service.len())
+        && service.starts_with(|c: char| c.is_ascii_lowercase())
+        && service
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    ok.then_some(())
+        .ok_or_else(|| BrokerError::InvalidService(service.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn broker(dir: &std::path::Path) -> Broker {
+        let mut vaults = BTreeMap::new();
+        vaults.insert(
+            DEFAULT_VAULT.to_owned(),
+            VaultBackend::File {
+                path: dir.join("vault.enc"),
+                key_file: dir.join("vault.key"),
+            },
+        );
+        vaults.insert(
+            "dev".to_owned(),
+            VaultBackend::Env {
+                prefix: "MCPIST_TEST_SECRET_".into(),
+            },
+        );
+        let routes = [("ci".to_owned(), "dev".to_owned())].into_iter().collect();
+        Broker::new(
+            &BrokerSettings {
+                accounts_file: dir.join("accounts.toml"),
+                vaults,
+                routes,
+            },
+            None,
+        )
+    }
+
+    #[tokio::test]
+    async fn accounts_resolve_by_name_or_default_with_helpful_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path());
+        let err = Broker::resolve(&b.accounts().unwrap(), "github", None).unwrap_err();
+        assert!(
+            err.to_string().contains("mcpist account add github NAME"),
+            "{err}"
+        );
+        b.add(
+            "github",
+            "personal",
+            Some(SecretString::from("tok-p")),
+            false,
+        )
+        .await
+        .unwrap();
+        b.add("github", "work", Some(SecretString::from("tok-w")), false)
+            .await
+            .unwrap();
+        b.add("notion", "team", Some(SecretString::from("tok-n")), false)
+            .await
+            .unwrap();
+        let accounts = b.accounts().unwrap();
+        let default = Broker::resolve(&accounts, "github", None).unwrap();
+        assert_eq!(default.name, "personal");
+        let work = Broker::resolve(&accounts, "github", Some("work")).unwrap();
+        assert_eq!(b.secret(&work).await.unwrap().expose_secret(), "tok-w");
+        // Another service's account name is not an account of this one.
+        let err = Broker::resolve(&accounts, "github", Some("team")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "there is no `github` account named `team`; github accounts: personal, work"
+        );
+        assert!(
+            b.add("github", "bad name", Some(SecretString::from("x")), false)
+                .await
+                .is_err()
+        );
+        b.remove("github", "work").await.unwrap();
+        assert!(Broker::resolve(&b.accounts().unwrap(), "github", Some("work")).is_err());
+    }
+
+    #[tokio::test]
+    async fn env_routed_services_record_a_variable_and_store_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path());
+        let account = b.add("ci", "bot", None, false).await.unwrap();
+        assert_eq!(account.vault, "dev");
+        assert_eq!(account.reference, "MCPIST_TEST_SECRET_CI_BOT");
+        let err = b.secret(&account).await.unwrap_err();
+        assert!(matches!(
+            err,
+            BrokerError::Secret {
+                source: VaultError::NotFound { .. },
+                ..
+            }
+        ));
+        assert!(!dir.path().join("vault.enc").exists());
+    }
+}

@@ -1,0 +1,53 @@
+//! Where secrets live. A `Vault` stores secrets under references; the broker
+//! maps (service, account) to a vault and a reference.
+//!
+//! Backends differ (environment variables, the local encrypted file, and
+//! remote services later), but callers only ever see this trait and
+//! [`VaultError`], which separates "there is no such secret" (the owner must
+//! add it) from "the vault cannot answer" (the owner must fix the vault).
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum VaultError {
+    /// The vault works but holds no secret under this reference.
+    #[error("vault `{vault}` has no secret `{reference}`{hint}")]
+    NotFound {
+        vault: String,
+        reference: String,
+        /// How to provide it, starting with "; ", or empty.
+        hint: String,
+    },
+    /// The vault cannot be used right now (wrong key, unreadable file,
+    /// service down). Never includes secret material.
+    #[error("vault `{vault}` is unavailable: {reason}")]
+    Unavailable { vault: String, reason: String },
+    /// The backend does not store secrets itself (e.g. environment variables).
+    #[error("vault `{vault}` cannot store secrets: {reason}")]
+    ReadOnly { vault: String, reason: String },
+}
+
+#[async_trait]
+pub trait Vault: Send + Sync {
+    /// The name the owner gave this vault in `mcpist.toml`.
+    fn name(&self) -> &str;
+
+    /// The backend, e.g. `file` or `env`.
+    fn kind(&self) -> &'static str;
+
+    /// Whether `put` stores a secret. When false, the owner provides the
+    /// secret to the backend directly and `mcpist account add` only records
+    /// where to find it.
+    fn stores_secrets(&self) -> bool;
+
+    /// The reference under which a new account's secret is stored.
+    fn reference_for(&self, service: &str, account: &str) -> String;
+
+    async fn get(&self, reference: &str) -> Result<SecretString, VaultError>;
+
+    async fn put(&self, reference: &str, secret: SecretString) -> Result<(), VaultError>;
+
+    /// Remove a secret; removing one that is absent is not an error.
+    async fn delete(&self, reference: &str) -> Result<(), VaultError>;
+}

@@ -5,12 +5,12 @@
 //! fsync, rename), so a crash leaves either the old or the new file.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::manifest::{CredentialBinding, ModuleManifest};
+use crate::atomic_file::write_atomic;
 
 const FORMAT_VERSION: u32 = 1;
 
@@ -58,6 +58,45 @@ pub struct LockEntry {
     /// Tool name → digest of its name, description, schemas and flags.
     #[serde(default)]
     pub tools: BTreeMap<String, String>,
+    /// The owner's rules for approved hosts, keyed by the host as declared.
+    /// Set with `mcpist plugins host`; kept across re-approvals.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub host_rules: BTreeMap<String, HostRule>,
+}
+
+/// How a module may use one approved host. The default allows any method
+/// and path, and public addresses only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostRule {
+    /// Allowed methods (`GET`, `POST`, ...); empty allows every method.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Allowed path prefixes (`/repos/`); empty allows every path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// Whether the host may resolve to a loopback, private, link-local or
+    /// CGNAT address (a service on the owner's own network, or a test
+    /// server). Cloud metadata endpoints stay unreachable regardless.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_private: bool,
+}
+
+impl HostRule {
+    /// A short human summary, empty for the default rule.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.methods.is_empty() {
+            parts.push(format!("methods {}", self.methods.join(",")));
+        }
+        if !self.paths.is_empty() {
+            parts.push(format!("paths {}", self.paths.join(",")));
+        }
+        if self.allow_private {
+            parts.push("private addresses allowed".to_owned());
+        }
+        parts.join("; ")
+    }
 }
 
 impl LockEntry {
@@ -74,6 +113,7 @@ impl LockEntry {
                 .iter()
                 .map(|t| (t.name.clone(), t.digest()))
                 .collect(),
+            host_rules: BTreeMap::new(),
         }
     }
 
@@ -136,6 +176,10 @@ impl Lock {
         &self.entries
     }
 
+    pub fn entries_mut(&mut self) -> &mut [LockEntry] {
+        &mut self.entries
+    }
+
     pub fn by_file(&self, file: &str) -> Option<&LockEntry> {
         self.entries.iter().find(|e| e.file == file)
     }
@@ -164,22 +208,6 @@ impl Lock {
             source,
         })
     }
-}
-
-/// Write `bytes` to `path` so that readers see the old or the new content,
-/// never a mix: write a sibling temporary file, fsync it, rename it over.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir)?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    // Make the rename itself durable.
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

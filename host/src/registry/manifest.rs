@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::host_pattern::HostPattern;
+
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum ManifestError {
     #[error(
@@ -36,6 +38,10 @@ pub enum ManifestError {
         "tool {tool:?}: {which} schema must describe an object (\"type\": \"object\"), as MCP requires"
     )]
     SchemaNotObject { tool: String, which: &'static str },
+    #[error("{0}")]
+    Host(String),
+    #[error("credential binding for service {service:?}: {reason}")]
+    Binding { service: String, reason: String },
 }
 
 /// Per-tool behaviour flags; see `tool-flags` in `wit/plugin.wit`.
@@ -98,6 +104,17 @@ pub enum Injection {
     Query { param: String },
 }
 
+impl std::fmt::Display for Injection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Injection::Bearer => write!(f, "header `Authorization: Bearer {{secret}}`"),
+            Injection::Header { name, template } => write!(f, "header `{name}: {template}`"),
+            Injection::Basic { username } => write!(f, "basic auth as user {username:?}"),
+            Injection::Query { param } => write!(f, "query parameter `{param}`"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialBinding {
@@ -138,7 +155,46 @@ impl ModuleManifest {
                 check_schema(&tool.name, "output", output)?;
             }
         }
+        for host in &self.hosts {
+            HostPattern::parse(host).map_err(ManifestError::Host)?;
+        }
+        for binding in &self.credentials {
+            check_binding(binding, &self.hosts).map_err(|reason| ManifestError::Binding {
+                service: binding.service.clone(),
+                reason,
+            })?;
+        }
         Ok(())
+    }
+}
+
+fn check_binding(binding: &CredentialBinding, hosts: &[String]) -> Result<(), String> {
+    if !valid_module_name(&binding.service) {
+        return Err("the service name must be lowercase ASCII letters, digits, '_' and '-', starting with a letter".to_owned());
+    }
+    if binding.hosts.is_empty() {
+        return Err("it names no hosts".to_owned());
+    }
+    if let Some(host) = binding.hosts.iter().find(|h| !hosts.contains(h)) {
+        return Err(format!(
+            "host {host:?} is not among the module's declared hosts"
+        ));
+    }
+    match &binding.inject {
+        Injection::Bearer | Injection::Basic { .. } => Ok(()),
+        Injection::Header { name, template } => {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                Err(format!("{name:?} is not a valid header name"))
+            } else if !template.contains("{secret}") {
+                Err("the header template must contain {secret}".to_owned())
+            } else {
+                Ok(())
+            }
+        }
+        Injection::Query { param } if param.is_empty() => {
+            Err("the query parameter name is empty".to_owned())
+        }
+        Injection::Query { .. } => Ok(()),
     }
 }
 

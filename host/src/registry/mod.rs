@@ -5,15 +5,18 @@
 //! file whose hash differs from its pin is *changed*. Neither pending nor
 //! changed modules are ever served: the owner approves them first.
 
+pub mod host_pattern;
 pub mod lock;
 pub mod manifest;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::runtime::{PreparedModule, Runtime};
-pub use lock::{Lock, LockEntry, LockError};
+pub use host_pattern::HostPattern;
+pub use lock::{HostRule, Lock, LockEntry, LockError};
 pub use manifest::ModuleManifest;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,14 @@ pub enum RegistryError {
         name: String,
         dir: PathBuf,
         hint: String,
+    },
+    #[error("no approved module is named `{name}`{hint}")]
+    NotPinned { name: String, hint: String },
+    #[error("module `{name}` does not declare host `{host}`; it declares: {}", if .declared.is_empty() { "no hosts".to_owned() } else { .declared.join(", ") })]
+    UndeclaredHost {
+        name: String,
+        host: String,
+        declared: Vec<String>,
     },
     #[error("module `{name}` ({file}) cannot be approved: {reason}")]
     NotApprovable {
@@ -77,6 +88,8 @@ pub struct ModuleFile {
     pub manifest: Option<ModuleManifest>,
     /// Ready to serve: present only for pinned modules.
     pub prepared: Option<PreparedModule>,
+    /// The owner's rules for the module's hosts, from its pin.
+    pub host_rules: BTreeMap<String, HostRule>,
 }
 
 impl ModuleFile {
@@ -160,6 +173,7 @@ async fn examine(runtime: &Runtime, path: &Path, lock: &Lock) -> ModuleFile {
         state: ModuleState::Pending,
         manifest: None,
         prepared: None,
+        host_rules: BTreeMap::new(),
     };
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -206,6 +220,7 @@ async fn examine(runtime: &Runtime, path: &Path, lock: &Lock) -> ModuleFile {
     if let (ModuleState::Pinned, Some(pin)) = (&module.state, pin) {
         if pin.matches(&manifest) {
             module.prepared = Some(prepared);
+            module.host_rules = pin.host_rules.clone();
         } else {
             // Same bytes, different declaration: the module's `describe` is
             // not deterministic, so what was approved is not what it says now.
@@ -283,9 +298,66 @@ pub fn approve(
         (ModuleState::Pinned, _) => Err(refuse("it is already pinned".to_owned())),
         (_, None) => Err(refuse("its description could not be read".to_owned())),
         (_, Some(manifest)) => {
-            let entry = LockEntry::new(&module.file, &module.sha256, manifest);
+            let mut entry = LockEntry::new(&module.file, &module.sha256, manifest);
+            // The owner's host rules survive a re-approval for the hosts the
+            // new version still declares.
+            if let Some(old) = lock.by_file(&module.file) {
+                entry.host_rules = old
+                    .host_rules
+                    .iter()
+                    .filter(|(host, _)| manifest.hosts.contains(host))
+                    .map(|(h, r)| (h.clone(), r.clone()))
+                    .collect();
+            }
             lock.pin(entry.clone());
             Ok(entry)
         }
     }
+}
+
+/// Set how the approved module `name` may use one of its declared hosts
+/// (replacing any earlier rule), in every pinned version of it. Returns the
+/// names of the files whose pins changed; the caller saves the lock.
+pub fn set_host_rule(
+    lock: &mut Lock,
+    name: &str,
+    host: &str,
+    rule: HostRule,
+) -> Result<Vec<String>, RegistryError> {
+    let pinned: Vec<String> = lock.entries().iter().map(|e| e.name.clone()).collect();
+    let mut entries: Vec<&mut LockEntry> = lock
+        .entries_mut()
+        .iter_mut()
+        .filter(|e| e.name == name || e.file.strip_suffix(".wasm") == Some(name))
+        .collect();
+    if entries.is_empty() {
+        return Err(RegistryError::NotPinned {
+            name: name.to_owned(),
+            hint: if pinned.is_empty() {
+                "; approve it first with `mcpist plugins approve NAME`".to_owned()
+            } else {
+                format!("; approved modules: {}", pinned.join(", "))
+            },
+        });
+    }
+    let mut changed = Vec::new();
+    for entry in entries
+        .iter_mut()
+        .filter(|e| e.hosts.iter().any(|h| h == host))
+    {
+        if rule == HostRule::default() {
+            entry.host_rules.remove(host);
+        } else {
+            entry.host_rules.insert(host.to_owned(), rule.clone());
+        }
+        changed.push(entry.file.clone());
+    }
+    if changed.is_empty() {
+        return Err(RegistryError::UndeclaredHost {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            declared: entries[0].hosts.clone(),
+        });
+    }
+    Ok(changed)
 }

@@ -1,0 +1,171 @@
+//! Which IP addresses a module's request may connect to, and a DNS resolver
+//! that enforces it on the addresses it hands to the connector, so what was
+//! checked is what is connected to (no second lookup an attacker's DNS server
+//! could answer differently).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// Where an address points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressClass {
+    Public,
+    /// Loopback, private, link-local, CGNAT, ...: the owner's own machines.
+    /// Reachable only through a host approved with `allow_private`.
+    Private(&'static str),
+    /// A cloud instance-metadata endpoint, which hands out the machine's
+    /// cloud credentials. Never reachable.
+    Metadata,
+}
+
+pub fn classify(ip: IpAddr) -> AddressClass {
+    match ip {
+        IpAddr::V4(v4) => classify_v4(v4),
+        IpAddr::V6(v6) => classify_v6(v6),
+    }
+}
+
+fn classify_v4(ip: Ipv4Addr) -> AddressClass {
+    use AddressClass::*;
+    let [a, b, c, d] = ip.octets();
+    match (a, b, c, d) {
+        (169, 254, 169, 254) | (169, 254, 170, 2) | (100, 100, 100, 200) => Metadata,
+        _ if ip.is_loopback() => Private("a loopback address"),
+        _ if ip.is_unspecified() || a == 0 => Private("an unspecified address"),
+        _ if ip.is_private() => Private("a private network address"),
+        _ if ip.is_link_local() => Private("a link-local address"),
+        (100, 64..=127, _, _) => Private("a carrier-grade NAT address"),
+        (192, 0, 0, _) | (198, 18..=19, _, _) => Private("a reserved address"),
+        _ if ip.is_broadcast() || ip.is_multicast() || a >= 240 => {
+            Private("a broadcast, multicast or reserved address")
+        }
+        _ => Public,
+    }
+}
+
+fn classify_v6(ip: Ipv6Addr) -> AddressClass {
+    use AddressClass::*;
+    if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+        return Metadata;
+    }
+    // Addresses that embed an IPv4 address are judged by it.
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return classify_v4(v4);
+    }
+    let segments = ip.segments();
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        let [a, b] = segments[6].to_be_bytes();
+        let [c, d] = segments[7].to_be_bytes();
+        return classify_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    if segments[0] == 0x2002 {
+        let [a, b] = segments[1].to_be_bytes();
+        let [c, d] = segments[2].to_be_bytes();
+        return classify_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    if ip.is_loopback() {
+        Private("a loopback address")
+    } else if ip.is_unspecified() {
+        Private("an unspecified address")
+    } else if ip.is_unique_local() {
+        Private("a private network address")
+    } else if ip.is_unicast_link_local() {
+        Private("a link-local address")
+    } else if ip.is_multicast() {
+        Private("a multicast address")
+    } else {
+        Public
+    }
+}
+
+/// Why an address may not be connected to, or `None` when it may.
+pub fn refusal(ip: IpAddr, allow_private: bool) -> Option<String> {
+    match classify(ip) {
+        AddressClass::Public => None,
+        AddressClass::Private(_) if allow_private => None,
+        AddressClass::Private(what) => Some(format!("{ip} is {what}")),
+        AddressClass::Metadata => Some(format!(
+            "{ip} is a cloud metadata endpoint, which is never reachable from a module"
+        )),
+    }
+}
+
+/// The resolver's refusal, found again in reqwest's error chain.
+#[derive(Debug)]
+pub struct ForbiddenAddress {
+    pub host: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ForbiddenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} resolves to {}", self.host, self.reason)
+    }
+}
+
+impl std::error::Error for ForbiddenAddress {}
+
+/// Resolves with the system resolver, then refuses the whole answer if any
+/// address is forbidden: a name that mixes public and private addresses is
+/// how DNS rebinding starts.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckedResolver {
+    pub allow_private: bool,
+}
+
+impl Resolve for CheckedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            for addr in &addrs {
+                if let Some(reason) = refusal(addr.ip(), allow_private) {
+                    return Err(Box::new(ForbiddenAddress { host, reason }) as _);
+                }
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(ip: &str) -> AddressClass {
+        classify(ip.parse().unwrap())
+    }
+
+    #[test]
+    fn private_and_metadata_ranges_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:c0a8:101::1",
+            "224.0.0.1",
+        ] {
+            assert!(matches!(class(ip), AddressClass::Private(_)), "{ip}");
+        }
+        for ip in ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254"] {
+            assert_eq!(class(ip), AddressClass::Metadata, "{ip}");
+        }
+        for ip in ["140.82.112.6", "1.1.1.1", "2606:4700::1111"] {
+            assert_eq!(class(ip), AddressClass::Public, "{ip}");
+        }
+        assert!(refusal("169.254.169.254".parse().unwrap(), true).is_some());
+        assert!(refusal("127.0.0.1".parse().unwrap(), true).is_none());
+    }
+}

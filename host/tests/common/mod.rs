@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
+use mcpist::broker::{Broker, BrokerSettings, DEFAULT_VAULT, VaultBackend};
 use mcpist::catalog::Catalog;
-use mcpist::registry::{self, Lock, Scan};
+use mcpist::egress::{Egress, HttpSettings};
+use mcpist::registry::{self, HostRule, Lock, Scan};
 use mcpist::runtime::{Limits, Runtime};
 
 pub fn repo() -> PathBuf {
@@ -113,6 +115,36 @@ impl Home {
         lock.save(&self.lock_path()).unwrap();
     }
 
+    /// Set the owner's rule for one of an approved module's hosts.
+    pub fn set_host_rule(&self, module: &str, host: &str, rule: HostRule) {
+        let mut lock = self.lock();
+        registry::set_host_rule(&mut lock, module, host, rule).unwrap();
+        lock.save(&self.lock_path()).unwrap();
+    }
+
+    /// The broker settings of this home: accounts and the local encrypted
+    /// vault in its folder.
+    pub fn broker_settings(&self) -> BrokerSettings {
+        let dir = self.dir.path();
+        BrokerSettings {
+            accounts_file: dir.join("accounts.toml"),
+            vaults: [(
+                DEFAULT_VAULT.to_owned(),
+                VaultBackend::File {
+                    path: dir.join("vault.enc"),
+                    key_file: dir.join("vault.key"),
+                },
+            )]
+            .into_iter()
+            .collect(),
+            routes: Default::default(),
+        }
+    }
+
+    pub fn broker(&self) -> Arc<Broker> {
+        Arc::new(Broker::new(&self.broker_settings(), None))
+    }
+
     /// Add and approve modules, and return the catalog serving them.
     pub async fn serve(&self, modules: &[PathBuf]) -> Catalog {
         for module in modules {
@@ -124,6 +156,85 @@ impl Home {
             registry::approve(&scan, &mut lock, module.name(), &self.plugins()).unwrap();
         }
         lock.save(&self.lock_path()).unwrap();
-        Catalog::new(self.runtime.clone(), &self.scan().await)
+        self.catalog(no_upstreams()).await
+    }
+
+    /// The catalog of what is pinned now, sending HTTP through `egress`.
+    pub async fn catalog(&self, egress: Egress) -> Catalog {
+        self.catalog_with(egress, self.broker()).await
+    }
+
+    pub async fn catalog_with(&self, egress: Egress, broker: Arc<Broker>) -> Catalog {
+        Catalog::new(
+            self.runtime.clone(),
+            &self.scan().await,
+            Arc::new(egress),
+            broker,
+        )
+    }
+}
+
+/// Outbound HTTP with the default limits and no upstream overrides.
+pub fn no_upstreams() -> Egress {
+    Egress::new(HttpSettings::default(), &Default::default()).unwrap()
+}
+
+/// One request as a local upstream server received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: axum::http::HeaderMap,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A local HTTP server standing in for a remote API; it records every
+/// request it receives and stops when dropped.
+pub struct Upstream {
+    pub addr: std::net::SocketAddr,
+    seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub async fn start(router: axum::Router) -> Upstream {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let router = router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                log.lock().unwrap().push(Seen {
+                    method: request.method().to_string(),
+                    uri: request.uri().to_string(),
+                    headers: request.headers().clone(),
+                });
+                next.run(request)
+            },
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Upstream { addr, seen, task }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

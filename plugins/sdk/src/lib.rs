@@ -19,6 +19,8 @@
 // `export!` macro works from module crates); make that name resolve here too.
 extern crate self as mcpist_plugin;
 
+pub mod web;
+
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 

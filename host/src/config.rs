@@ -12,8 +12,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
+use crate::broker::{BrokerSettings, DEFAULT_VAULT, VaultBackend};
+use crate::egress::HttpSettings;
 use crate::runtime::Limits;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +52,45 @@ struct ConfigFile {
     limits: LimitsFile,
     #[serde(default)]
     log: LogFile,
+    accounts_file: Option<PathBuf>,
+    #[serde(default)]
+    http: HttpFile,
+    /// Origin or host → base URL its requests are sent to instead.
+    #[serde(default)]
+    upstreams: BTreeMap<String, String>,
+    #[serde(default)]
+    vaults: BTreeMap<String, VaultFile>,
+    #[serde(default)]
+    services: BTreeMap<String, ServiceFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    connect_timeout_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    max_request_kib: Option<usize>,
+    max_response_kib: Option<usize>,
+    max_requests_per_call: Option<usize>,
+    max_redirects: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum VaultFile {
+    File {
+        path: Option<PathBuf>,
+        key_file: Option<PathBuf>,
+    },
+    Env {
+        prefix: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceFile {
+    vault: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +122,10 @@ pub struct Config {
     pub log_level: String,
     /// Log to this file instead of stderr.
     pub log_file: Option<PathBuf>,
+    pub http: HttpSettings,
+    /// Origin or host → base URL (see [`crate::egress`]).
+    pub upstreams: BTreeMap<String, String>,
+    pub broker: BrokerSettings,
 }
 
 /// Values from the environment, passed in so that tests need not mutate the
@@ -131,7 +178,7 @@ impl Config {
             Some(path) => Some(path),
             None => Some(home.join("mcpist.toml")).filter(|p| p.is_file()),
         };
-        let (file, base) = match &path {
+        let (file, base, text) = match &path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.clone(),
@@ -139,9 +186,9 @@ impl Config {
                 })?;
                 let file = parse(path, &text)?;
                 let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                (file, base)
+                (file, base, text)
             }
-            None => (ConfigFile::default(), home.clone()),
+            None => (ConfigFile::default(), home.clone(), String::new()),
         };
         let defaults = Limits::default();
         let limits = Limits {
@@ -167,7 +214,78 @@ impl Config {
             Some(p) => p,
             None => home.join(default),
         };
+        let http_defaults = HttpSettings::default();
+        let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
+        let http = HttpSettings {
+            connect_timeout: ms(file.http.connect_timeout_ms, http_defaults.connect_timeout),
+            timeout: ms(file.http.timeout_ms, http_defaults.timeout),
+            max_request_bytes: file
+                .http
+                .max_request_kib
+                .map_or(http_defaults.max_request_bytes, |k| k << 10),
+            max_response_bytes: file
+                .http
+                .max_response_kib
+                .map_or(http_defaults.max_response_bytes, |k| k << 10),
+            max_requests_per_call: file
+                .http
+                .max_requests_per_call
+                .unwrap_or(http_defaults.max_requests_per_call),
+            max_redirects: file
+                .http
+                .max_redirects
+                .unwrap_or(http_defaults.max_redirects),
+        };
+        let relative = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        // The embedded default vault, unless the file redefines `local`.
+        let mut vaults = BTreeMap::from([(
+            DEFAULT_VAULT.to_owned(),
+            VaultBackend::File {
+                path: home.join("vault.enc"),
+                key_file: home.join("vault.key"),
+            },
+        )]);
+        for (name, vault) in file.vaults {
+            let backend = match vault {
+                VaultFile::File { path, key_file } => VaultBackend::File {
+                    path: path.map_or_else(|| home.join(format!("{name}.vault.enc")), relative),
+                    key_file: key_file
+                        .map_or_else(|| home.join(format!("{name}.vault.key")), relative),
+                },
+                VaultFile::Env { prefix } => VaultBackend::Env {
+                    prefix: prefix.unwrap_or_else(|| "MCPIST_SECRET_".to_owned()),
+                },
+            };
+            vaults.insert(name, backend);
+        }
+        let mut routes = BTreeMap::new();
+        for (service, route) in file.services {
+            if !vaults.contains_key(&route.vault) {
+                return Err(ConfigError::Invalid {
+                    path: path.clone().unwrap_or_default(),
+                    line: locate_key(&text, &format!("[services.{service}]")),
+                    key: format!("key `services.{service}.vault`: "),
+                    message: format!(
+                        "no vault named `{}`; define it under [vaults.{}] or use one of: {}",
+                        route.vault,
+                        route.vault,
+                        vaults.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+            routes.insert(service, route.vault);
+        }
+        let broker = BrokerSettings {
+            accounts_file: file
+                .accounts_file
+                .map_or_else(|| home.join("accounts.toml"), relative),
+            vaults,
+            routes,
+        };
         Ok(Config {
+            http,
+            upstreams: file.upstreams,
+            broker,
             plugins_dir: resolve(file.plugins_dir, "plugins"),
             lock_file: resolve(file.lock_file, "registry.lock"),
             log_file: file
@@ -193,6 +311,13 @@ fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
             message: e.message().trim().to_owned(),
         }
     })
+}
+
+/// The 1-based line on which `needle` first appears (1 when absent).
+fn locate_key(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.trim() == needle)
+        .map_or(1, |i| i + 1)
 }
 
 /// The 1-based line of `offset` and the dotted key defined on that line, if
@@ -280,6 +405,36 @@ mod tests {
             message.contains(":1: key `plugin_dir`: unknown field `plugin_dir`"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn vaults_services_upstreams_and_http_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcpist.toml");
+        std::fs::write(
+            &path,
+            "[http]\ntimeout_ms = 1500\n[upstreams]\n\"api.github.com\" = \"http://127.0.0.1:9\"\n\
+             [vaults.dev]\nkind = \"env\"\n[services.github]\nvault = \"dev\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path), &env(dir.path())).unwrap();
+        assert_eq!(config.http.timeout, Duration::from_millis(1500));
+        assert_eq!(config.upstreams["api.github.com"], "http://127.0.0.1:9");
+        assert_eq!(config.broker.routes["github"], "dev");
+        assert!(matches!(
+            config.broker.vaults["local"],
+            VaultBackend::File { .. }
+        ));
+        std::fs::write(&path, "\n[services.github]\nvault = \"nope\"\n").unwrap();
+        let message = Config::load(Some(&path), &env(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(":2: key `services.github.vault`: no vault named `nope`"),
+            "{message}"
+        );
+        std::fs::write(&path, "[vaults.x]\nkind = \"carrier-pigeon\"\n").unwrap();
+        assert!(Config::load(Some(&path), &env(dir.path())).is_err());
     }
 
     #[test]

@@ -4,13 +4,19 @@
 //! The crate is laid out by concern:
 //! - [`runtime`]: the wasmtime engine, per-call sandboxed instances, limits;
 //! - [`registry`]: the plugins folder, `registry.lock`, trust on first use;
+//! - [`broker`]: accounts and their secrets, from pluggable vaults;
+//! - [`egress`]: modules' outbound HTTP: approved hosts only, credentials
+//!   injected by the host, secrets redacted from what comes back;
 //! - [`catalog`]: the served modules and the one path every tool call takes;
 //! - [`mcp`]: the meta-tools over MCP (rmcp);
 //! - [`config`], [`logging`], [`cli`]: the `mcpist` binary's edges.
 
+pub mod atomic_file;
+pub mod broker;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod egress;
 pub mod logging;
 pub mod mcp;
 pub mod registry;

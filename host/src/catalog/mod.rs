@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::broker::{Broker, BrokerError};
+use crate::egress::{CallEgress, Egress, ModulePolicy};
 use crate::registry::manifest::ToolSpec;
 use crate::registry::{ModuleManifest, Scan};
 use crate::runtime::{CallContext, CallError, ModuleError, PreparedModule, Runtime, ToolOutput};
@@ -33,6 +35,8 @@ pub struct ServedModule {
     pub file: String,
     prepared: PreparedModule,
     tools: BTreeMap<String, ServedTool>,
+    /// Where it may send HTTP requests, with which credentials.
+    pub policy: Arc<ModulePolicy>,
 }
 
 impl ServedModule {
@@ -70,6 +74,12 @@ pub enum InvokeError {
         tool: String,
         error: ModuleError,
     },
+    #[error("{module}.{tool} cannot run for this account: {reason}")]
+    Account {
+        module: String,
+        tool: String,
+        reason: String,
+    },
     #[error(transparent)]
     Call(#[from] CallError),
     #[error(
@@ -93,23 +103,37 @@ fn list(names: &[String]) -> String {
 /// The served modules, by name.
 pub struct Catalog {
     runtime: Arc<Runtime>,
+    egress: Arc<Egress>,
+    broker: Arc<Broker>,
     modules: BTreeMap<String, ServedModule>,
 }
 
 impl Catalog {
     /// Serve every pinned module of `scan`. A module whose schemas cannot be
     /// compiled is left out with a warning; the others are served.
-    pub fn new(runtime: Arc<Runtime>, scan: &Scan) -> Catalog {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        scan: &Scan,
+        egress: Arc<Egress>,
+        broker: Arc<Broker>,
+    ) -> Catalog {
         let mut modules = BTreeMap::new();
         for file in scan.pinned() {
             let (Some(manifest), Some(prepared)) = (&file.manifest, &file.prepared) else {
                 continue;
             };
+            let policy = Arc::new(ModulePolicy::new(
+                &manifest.name,
+                &manifest.hosts,
+                &manifest.credentials,
+                &file.host_rules,
+            ));
             match serve(
                 manifest,
                 file.sha256.clone(),
                 file.file.clone(),
                 prepared.clone(),
+                policy,
             ) {
                 Ok(module) => {
                     modules.insert(manifest.name.clone(), module);
@@ -119,7 +143,16 @@ impl Catalog {
                 }
             }
         }
-        Catalog { runtime, modules }
+        Catalog {
+            runtime,
+            egress,
+            broker,
+            modules,
+        }
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
     }
 
     pub fn modules(&self) -> impl Iterator<Item = &ServedModule> {
@@ -174,9 +207,43 @@ impl Catalog {
                 tool: tool.to_owned(),
                 problems,
             })?;
+        let refuse_account = |reason: String| InvokeError::Account {
+            module: module.to_owned(),
+            tool: tool.to_owned(),
+            reason,
+        };
+        let services = served.policy.services();
+        let mut accounts = BTreeMap::new();
+        if services.is_empty() {
+            if let Some(account) = &context.account {
+                return Err(refuse_account(format!(
+                    "module `{module}` uses no accounts, so `account` ({account:?}) must be omitted"
+                )));
+            }
+        } else {
+            let known = self
+                .broker
+                .accounts()
+                .map_err(|e: BrokerError| refuse_account(e.to_string()))?;
+            for service in services {
+                let account = Broker::resolve(&known, service, context.account.as_deref())
+                    .map_err(|e| refuse_account(e.to_string()))?;
+                accounts.insert(service.to_owned(), account);
+            }
+        }
+        // The module learns which account it acts for, never its secret.
+        let context = CallContext {
+            account: accounts.values().next().map(|a| a.name.clone()),
+        };
+        let egress = CallEgress::new(
+            self.egress.clone(),
+            served.policy.clone(),
+            Some(self.broker.clone()),
+            accounts,
+        );
         let output = self
             .runtime
-            .call(&served.prepared, module, tool, arguments, context)
+            .call(&served.prepared, module, tool, arguments, &context, egress)
             .await?
             .map_err(|error| InvokeError::Module {
                 module: module.to_owned(),
@@ -205,6 +272,7 @@ fn serve(
     sha256: String,
     file: String,
     prepared: PreparedModule,
+    policy: Arc<ModulePolicy>,
 ) -> Result<ServedModule, String> {
     let mut tools = BTreeMap::new();
     for spec in &manifest.tools {
@@ -235,5 +303,6 @@ fn serve(
         file,
         prepared,
         tools,
+        policy,
     })
 }

@@ -1,7 +1,9 @@
 //! The `mcpist` command line.
 
+mod account;
 mod plugins;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,7 +12,8 @@ use clap::{Parser, Subcommand};
 
 use crate::catalog::Catalog;
 use crate::config::{Config, Env};
-use crate::registry::{self, Lock};
+use crate::egress::Egress;
+use crate::registry::{self, HostRule, Lock};
 use crate::runtime::Runtime;
 
 #[derive(Debug, Parser)]
@@ -40,6 +43,32 @@ enum Command {
     /// Inspect, approve and verify service modules
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Manage the accounts (and their tokens) that modules act for
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Add an account, or replace its token; the token is read from stdin or a hidden prompt
+    Add {
+        /// Service, as modules bind it (e.g. github, notion)
+        service: String,
+        /// A name of your choice (e.g. personal, work)
+        name: String,
+        /// Make it the service's default account
+        #[arg(long)]
+        default: bool,
+    },
+    /// List accounts and whether their secrets are present (never the secrets)
+    List {
+        /// Only this service's accounts
+        service: Option<String>,
+    },
+    /// Remove an account and its stored token
+    Remove { service: String, name: String },
+    /// Make an account the one calls use when they name none
+    Default { service: String, name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +82,45 @@ enum PluginsCommand {
     },
     /// Exit non-zero unless every module is pinned and every pin has its file
     Verify,
+    /// Restrict (or widen) how an approved module may use one of its hosts;
+    /// with no options, resets to any method and path on public addresses
+    Host {
+        /// Module name
+        name: String,
+        /// One of the module's declared hosts, as `plugins list` shows it
+        host: String,
+        /// Allowed methods, e.g. GET,POST (default: all)
+        #[arg(long, value_delimiter = ',', value_parser = parse_method)]
+        methods: Vec<String>,
+        /// Allowed path prefixes, e.g. /repos/,/user (default: all)
+        #[arg(long, value_delimiter = ',', value_parser = parse_path_prefix)]
+        paths: Vec<String>,
+        /// Let the host resolve to loopback, private, link-local or CGNAT
+        /// addresses (a service on your own network, or a test server);
+        /// cloud metadata addresses stay refused
+        #[arg(long)]
+        allow_private: bool,
+    },
+}
+
+fn parse_method(text: &str) -> Result<String, String> {
+    let method = text.trim().to_ascii_uppercase();
+    match method.as_str() {
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => Ok(method),
+        _ => Err(format!(
+            "`{text}` is not a method a module may use (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)"
+        )),
+    }
+}
+
+fn parse_path_prefix(text: &str) -> Result<String, String> {
+    let path = text.trim();
+    if !path.starts_with('/') || path.contains(['?', '#']) || path.split('/').any(|s| s == "..") {
+        return Err(format!(
+            "`{text}` is not a path prefix: start it with `/`, without `..`, `?` or `#`"
+        ));
+    }
+    Ok(path.to_owned())
 }
 
 /// Run the command line; the exit code says whether it succeeded.
@@ -77,6 +145,34 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 plugins::approve(&config, &name).await
             }
             Command::Plugins(PluginsCommand::Verify) => plugins::verify(&config).await,
+            Command::Plugins(PluginsCommand::Host {
+                name,
+                host,
+                methods,
+                paths,
+                allow_private,
+            }) => {
+                let rule = HostRule {
+                    methods,
+                    paths,
+                    allow_private,
+                };
+                plugins::host(&config, &name, &host, rule).await
+            }
+            Command::Account(AccountCommand::Add {
+                service,
+                name,
+                default,
+            }) => account::add(&config, &service, &name, default).await,
+            Command::Account(AccountCommand::List { service }) => {
+                account::list(&config, service.as_deref()).await
+            }
+            Command::Account(AccountCommand::Remove { service, name }) => {
+                account::remove(&config, &service, &name).await
+            }
+            Command::Account(AccountCommand::Default { service, name }) => {
+                account::set_default(&config, &service, &name)
+            }
         }
     })
 }
@@ -108,11 +204,42 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     for pin in &scan.missing {
         tracing::warn!(module = %pin.name, file = %pin.file, "pinned in the lock but missing from the plugins folder");
     }
-    let catalog = Arc::new(Catalog::new(runtime, &scan));
+    let egress = Arc::new(Egress::new(config.http, &config.upstreams)?);
+    for (host, base) in &config.upstreams {
+        tracing::info!(host, base, "upstream override");
+    }
+    let broker = Arc::new(account::broker(config));
+    let catalog = Arc::new(Catalog::new(runtime, &scan, egress, broker));
     tracing::info!(
         modules = catalog.modules().count(),
         plugins_dir = %config.plugins_dir.display(),
         "MCP server ready on stdio"
     );
     crate::mcp::McpServer::new(catalog).serve_stdio().await
+}
+
+pub(crate) fn print_table<const N: usize>(
+    out: &mut impl Write,
+    header: &[&str; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let header = header.map(str::to_owned);
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
 }

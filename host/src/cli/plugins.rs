@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::registry::{self, ModuleFile, ModuleManifest, ModuleState};
+use crate::registry::{self, HostRule, Lock, ModuleFile, ModuleManifest, ModuleState};
 
 /// How many hex digits of a sha256 to show in tables.
 const HASH_PREFIX: usize = 12;
@@ -43,7 +43,8 @@ pub(super) async fn list(config: &Config) -> anyhow::Result<ExitCode> {
             ]
         }))
         .collect();
-    print_table(out, &["NAME", "VERSION", "STATE", "SHA256", "TOOLS"], &rows)?;
+    super::print_table(out, &["NAME", "VERSION", "STATE", "SHA256", "TOOLS"], &rows)?;
+    print_hosts(out, &scan)?;
     for module in &scan.modules {
         if module.state != ModuleState::Pinned {
             writeln!(
@@ -78,6 +79,13 @@ pub(super) async fn approve(config: &Config, name: &str) -> anyhow::Result<ExitC
         .expect("approve returns an entry for a scanned module");
     // Show the declaration first: if it cannot be shown, nothing is pinned.
     print_declaration(out, module)?;
+    for (host, rule) in &entry.host_rules {
+        writeln!(
+            out,
+            "  kept from the earlier approval: {host}: {}",
+            rule.summary()
+        )?;
+    }
     out.flush()?;
     lock.save(&config.lock_file)?;
     writeln!(
@@ -88,6 +96,32 @@ pub(super) async fn approve(config: &Config, name: &str) -> anyhow::Result<ExitC
         entry.sha256,
         config.lock_file.display()
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn host(
+    config: &Config,
+    name: &str,
+    host: &str,
+    rule: HostRule,
+) -> anyhow::Result<ExitCode> {
+    let mut lock = Lock::load(&config.lock_file)?;
+    let files = registry::set_host_rule(&mut lock, name, host, rule.clone())?;
+    lock.save(&config.lock_file)?;
+    let out = &mut std::io::stdout().lock();
+    let summary = rule.summary();
+    writeln!(
+        out,
+        "{name} may use {host} with {} ({} in {}).",
+        if summary.is_empty() {
+            "any method and path, public addresses only".to_owned()
+        } else {
+            summary
+        },
+        files.join(", "),
+        config.lock_file.display()
+    )?;
+    writeln!(out, "A running server applies this when it is restarted.")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -174,13 +208,14 @@ fn print_declaration(out: &mut impl Write, module: &ModuleFile) -> std::io::Resu
         }
     };
     writeln!(out, "  outbound hosts: {}", none(&m.hosts))?;
+
     if m.credentials.is_empty() {
         writeln!(out, "  credentials: (none)")?;
     }
     for c in &m.credentials {
         writeln!(
             out,
-            "  credential: service {} injected as {:?} for {}",
+            "  credential: service {} injected as {} for {}",
             c.service,
             c.inject,
             none(&c.hosts)
@@ -199,6 +234,31 @@ fn print_declaration(out: &mut impl Write, module: &ModuleFile) -> std::io::Resu
     Ok(())
 }
 
+/// Each pinned module's approved hosts with the owner's rules: the network
+/// reach of everything that is served.
+fn print_hosts(out: &mut impl Write, scan: &registry::Scan) -> std::io::Result<()> {
+    let mut header = false;
+    for module in scan.pinned() {
+        let Some(manifest) = &module.manifest else {
+            continue;
+        };
+        for host in &manifest.hosts {
+            if !header {
+                writeln!(out, "\nApproved outbound hosts:")?;
+                header = true;
+            }
+            let rule = module
+                .host_rules
+                .get(host)
+                .map(|r| r.summary())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "any method and path; public addresses only".to_owned());
+            writeln!(out, "  {:<10} {host}  ({rule})", module.name())?;
+        }
+    }
+    Ok(())
+}
+
 fn tool_names(m: &ModuleManifest) -> String {
     m.tools
         .iter()
@@ -209,30 +269,4 @@ fn tool_names(m: &ModuleManifest) -> String {
 
 fn short(sha256: &str) -> String {
     sha256.chars().take(HASH_PREFIX).collect()
-}
-
-fn print_table(
-    out: &mut impl Write,
-    header: &[&str; 5],
-    rows: &[[String; 5]],
-) -> std::io::Result<()> {
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let header = header.map(str::to_owned);
-    for row in std::iter::once(&header).chain(rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
-    Ok(())
 }

@@ -74,7 +74,7 @@ impl McpServer {
         let mut modules = Vec::with_capacity(names.len());
         for name in &names {
             match self.catalog.module(name) {
-                Ok(module) => modules.push(module_schema(module)),
+                Ok(module) => modules.push(module_schema(module, &self.catalog)),
                 Err(error) => return tool_error(&error.to_string()),
             }
         }
@@ -104,7 +104,8 @@ impl McpServer {
                     InvokeError::Module { .. } => "tool error",
                     InvokeError::UnknownModule { .. }
                     | InvokeError::UnknownTool { .. }
-                    | InvokeError::InvalidArguments { .. } => "refused",
+                    | InvokeError::InvalidArguments { .. }
+                    | InvokeError::Account { .. } => "refused",
                     InvokeError::Call(_) | InvokeError::InvalidOutput { .. } => "failed",
                 };
                 tracing::warn!(module = %args.module, tool = %args.tool, elapsed_us, outcome, "{error}");
@@ -114,8 +115,37 @@ impl McpServer {
     }
 }
 
+/// The accounts a module can act for, per service it uses: names only.
+fn module_accounts(module: &ServedModule, catalog: &Catalog) -> Value {
+    let services = module.policy.services();
+    if services.is_empty() {
+        return Value::Null;
+    }
+    let accounts = match catalog.broker().accounts() {
+        Ok(accounts) => accounts,
+        Err(error) => return json!({ "error": error.to_string() }),
+    };
+    services
+        .into_iter()
+        .map(|service| {
+            let names: Vec<&str> = accounts.of(service).map(|a| a.name.as_str()).collect();
+            let mut entry = json!({
+                "service": service,
+                "accounts": names,
+                "default": accounts.default_for(service),
+            });
+            if names.is_empty() {
+                entry["hint"] = json!(format!(
+                    "no account yet: the owner adds one with `mcpist account add {service} NAME`"
+                ));
+            }
+            entry
+        })
+        .collect()
+}
+
 /// A module's tools with their schemas, as the model needs them to call.
-fn module_schema(module: &ServedModule) -> Value {
+fn module_schema(module: &ServedModule, catalog: &Catalog) -> Value {
     let tools: Vec<Value> = module
         .tools()
         .map(|t| {
@@ -138,13 +168,18 @@ fn module_schema(module: &ServedModule) -> Value {
             tool
         })
         .collect();
-    json!({
+    let mut schema = json!({
         "name": module.manifest.name,
         "version": module.manifest.version,
         "description": module.manifest.description,
         "sha256": module.sha256,
         "tools": tools,
-    })
+    });
+    let accounts = module_accounts(module, catalog);
+    if !accounts.is_null() {
+        schema["accounts"] = accounts;
+    }
+    schema
 }
 
 fn tool_success(output: ToolOutput) -> CallToolResult {

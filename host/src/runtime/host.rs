@@ -6,6 +6,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::guest_output::GuestOutput;
 use super::limits::{Limits, MemoryLimiter};
 use super::{bindings, wit_http, wit_log};
+use crate::egress::{CallEgress, EgressError, OutboundRequest};
 
 /// Bytes of log messages a module may write per call; beyond that its log
 /// calls are dropped (and the drop is logged once).
@@ -21,10 +22,18 @@ pub(crate) struct CallState {
     log_budget: usize,
     /// Epoch ticks during which the guest was running; see `Runtime::run`.
     pub cpu_ticks: u64,
+    /// The call's outbound HTTP; `None` while a module describes itself.
+    pub egress: Option<CallEgress>,
 }
 
 impl CallState {
-    pub fn new(module: &str, limits: &Limits, stdout: GuestOutput, stderr: GuestOutput) -> Self {
+    pub fn new(
+        module: &str,
+        limits: &Limits,
+        stdout: GuestOutput,
+        stderr: GuestOutput,
+        egress: Option<CallEgress>,
+    ) -> Self {
         // Nothing is granted: no preopened directories, no environment, no
         // arguments, no stdin, no sockets, no name lookups. Clocks and
         // randomness remain, as modules legitimately need them.
@@ -45,6 +54,7 @@ impl CallState {
             module: module.to_owned(),
             log_budget: LOG_BUDGET,
             cpu_ticks: 0,
+            egress,
         }
     }
 }
@@ -65,7 +75,12 @@ impl wit_log::Host for CallState {
         if self.log_budget == 0 {
             return;
         }
-        let mut message = message;
+        // A module never holds a secret, but a response it read might have
+        // echoed one before redaction existed for it: hide it here too.
+        let mut message = match &self.egress {
+            Some(egress) => egress.redact(&message),
+            None => message,
+        };
         if message.len() > LOG_MESSAGE_MAX {
             let mut cut = LOG_MESSAGE_MAX;
             while !message.is_char_boundary(cut) {
@@ -95,35 +110,31 @@ impl wit_http::Host for CallState {
         &mut self,
         request: wit_http::Request,
     ) -> Result<wit_http::Response, wit_http::Error> {
-        // Outbound HTTP (capability-scoped egress with credential injection)
-        // is not part of this version of the host: refuse, and say so.
-        let origin = origin_of(&request.url);
-        tracing::warn!(module = %self.module, %origin, "refused outbound HTTP request");
-        Err(wit_http::Error::Denied(format!(
-            "module `{}` asked for {} {origin}: outbound HTTP is not available in this version of mcpist, so every request is refused",
-            self.module, request.method
-        )))
-    }
-}
-
-/// `scheme://host[:port]` of a URL, for messages; never the path or query,
-/// which may carry data the owner would not want in a log.
-fn origin_of(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("?", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    // Drop any userinfo (`user:password@`).
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    format!("{scheme}://{host}")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn origin_drops_userinfo_path_and_query() {
-        assert_eq!(
-            super::origin_of("https://user:pw@api.example.com:8443/a/b?token=x"),
-            "https://api.example.com:8443"
-        );
-        assert_eq!(super::origin_of("not a url"), "?://not a url");
+        let Some(egress) = self.egress.as_mut() else {
+            return Err(wit_http::Error::Denied(
+                "outbound HTTP is not available while a module describes itself".to_owned(),
+            ));
+        };
+        let request = OutboundRequest {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+        };
+        match egress.send(request).await {
+            Ok(response) => Ok(wit_http::Response {
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+            }),
+            Err(EgressError::Denied(message)) => {
+                tracing::warn!(module = %self.module, "refused outbound HTTP request: {message}");
+                Err(wit_http::Error::Denied(message))
+            }
+            Err(EgressError::Failed(message)) => {
+                tracing::info!(module = %self.module, "outbound HTTP request failed: {message}");
+                Err(wit_http::Error::Failed(message))
+            }
+        }
     }
 }

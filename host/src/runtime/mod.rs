@@ -16,6 +16,7 @@ use serde_json::Value;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store};
 
+use crate::egress::CallEgress;
 use crate::registry::manifest::{
     CredentialBinding, Injection, ManifestError, ModuleManifest, ToolFlags, ToolSpec, parse_schema,
 };
@@ -196,7 +197,7 @@ impl Runtime {
         label: &str,
     ) -> Result<ModuleManifest, CallError> {
         let info = self
-            .run(module, label, |plugin, store| {
+            .run(module, label, None, |plugin, store| {
                 Box::pin(async move { plugin.mcpist_plugin_module().call_describe(store).await })
             })
             .await?;
@@ -212,7 +213,8 @@ impl Runtime {
     }
 
     /// Call `tool` in a fresh instance of `module`. `arguments` must already
-    /// have been validated against the tool's input schema.
+    /// have been validated against the tool's input schema. `egress` carries
+    /// the module's HTTP policy and the call's accounts.
     pub async fn call(
         &self,
         module: &PreparedModule,
@@ -220,6 +222,7 @@ impl Runtime {
         tool: &str,
         arguments: &Value,
         context: &CallContext,
+        egress: CallEgress,
     ) -> Result<Result<ToolOutput, ModuleError>, CallError> {
         let arguments = arguments.to_string();
         let wit_context = wit_types::CallContext {
@@ -227,7 +230,7 @@ impl Runtime {
         };
         let tool_name = tool.to_owned();
         let result = self
-            .run(module, name, move |plugin, store| {
+            .run(module, name, Some(egress), move |plugin, store| {
                 Box::pin(async move {
                     plugin
                         .mcpist_plugin_module()
@@ -243,7 +246,13 @@ impl Runtime {
     }
 
     /// Instantiate `module` in a fresh store with the call limits and run `f`.
-    async fn run<R, F>(&self, module: &PreparedModule, name: &str, f: F) -> Result<R, CallError>
+    async fn run<R, F>(
+        &self,
+        module: &PreparedModule,
+        name: &str,
+        egress: Option<CallEgress>,
+        f: F,
+    ) -> Result<R, CallError>
     where
         R: Send + 'static,
         F: for<'a> FnOnce(
@@ -256,7 +265,7 @@ impl Runtime {
         let limits = self.limits;
         let stdout = GuestOutput::default();
         let stderr = GuestOutput::default();
-        let state = CallState::new(name, &limits, stdout.clone(), stderr.clone());
+        let state = CallState::new(name, &limits, stdout.clone(), stderr.clone(), egress);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         // The CPU budget is counted in epoch ticks during which the guest was

@@ -2,7 +2,7 @@
 //! wants, error messages, and `Link` pagination.
 
 use mcpist_plugin::ToolError;
-use mcpist_plugin::web::{self, Response};
+use mcpist_plugin::web::{self, Response, Transport};
 use serde_json::Value;
 
 /// Where every request goes. The host may route it elsewhere (a test
@@ -37,37 +37,22 @@ pub fn headers() -> [(&'static str, String); 3] {
     ]
 }
 
-/// Sends one request. `path` is the path and query under [`API`], starting
-/// with `/`. The wasm build sends through the host; tests substitute a
-/// transport of their own.
-pub trait Http {
-    fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Response, ToolError>;
-}
-
-/// The transport of the real module: `http.send` through the host.
-pub struct Host;
-
-impl Http for Host {
-    fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Response, ToolError> {
-        let mut request = web::Request::new(method, format!("{API}{path}"));
-        for (name, value) in headers() {
-            request = request.header(name, &value);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        request.send()
+/// Send one request to the API. `path` is the path and query under
+/// [`API`], starting with `/`.
+pub fn send(
+    http: &mut dyn Transport,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Response, ToolError> {
+    let mut request = web::Request::new(method, format!("{API}{path}"));
+    for (name, value) in headers() {
+        request = request.header(name, &value);
     }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    http.send(request)
 }
 
 /// A path with a query string built from the parameters that are set.
@@ -143,18 +128,18 @@ pub fn file_path(path: &str) -> Result<String, ToolError> {
 
 /// GET `path` and keep a 2xx answer. `what` names the thing asked for, for
 /// the 404 message (e.g. "repository alice/notes").
-pub fn get(http: &mut dyn Http, path: &str, what: &str) -> Result<Response, ToolError> {
-    check(http.send("GET", path, None)?, what)
+pub fn get(http: &mut dyn Transport, path: &str, what: &str) -> Result<Response, ToolError> {
+    check(send(http, "GET", path, None)?, what)
 }
 
 /// POST a JSON body to `path` and keep a 2xx answer.
 pub fn post(
-    http: &mut dyn Http,
+    http: &mut dyn Transport,
     path: &str,
     body: &Value,
     what: &str,
 ) -> Result<Response, ToolError> {
-    check(http.send("POST", path, Some(body))?, what)
+    check(send(http, "POST", path, Some(body))?, what)
 }
 
 /// Turn a non-2xx answer into a tool error the LLM can act on.
@@ -277,7 +262,7 @@ pub struct Page {
 /// `limit` items are kept. `keep` maps a raw item to the kept form, or drops
 /// it by returning `None`.
 pub fn collect(
-    http: &mut dyn Http,
+    http: &mut dyn Transport,
     path: String,
     limit: usize,
     what: &str,

@@ -18,7 +18,8 @@ mod tests;
 use serde_json::{Value, json};
 
 use mcpist_plugin::{
-    CallContext, CallOutput, CredentialBinding, Guest, HeaderInjection, Injection, ModuleInfo, ToolError, ToolFlags,
+    CallContext, CallOutput, CredentialBinding, Guest, HeaderInjection, Injection, ModuleInfo,
+    ToolError, ToolFlags,
 };
 
 use tools::{DEFAULT_LIMIT, MAX_LIMIT, MAX_PER_PAGE};
@@ -46,7 +47,7 @@ impl Guest for GitHub {
     }
 
     fn call(tool: String, args: String, _context: CallContext) -> Result<CallOutput, ToolError> {
-        let result = tools::run(&mut api::Host, &tool, &args)?;
+        let result = tools::run(&mut mcpist_plugin::web::Host, &tool, &args)?;
         Ok(mcpist_plugin::structured(&result))
     }
 }

@@ -9,10 +9,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use mcpist_plugin::ToolError;
-use mcpist_plugin::web::Response;
+use mcpist_plugin::web::{Request, Response, Transport};
 use serde_json::{Value, json};
 
-use crate::api::{self, Http};
+use crate::api;
 use crate::shape;
 use crate::tools;
 
@@ -273,31 +273,29 @@ struct Tcp {
     sent: Vec<String>,
 }
 
-impl Http for Tcp {
-    fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Response, ToolError> {
+impl Transport for Tcp {
+    fn send(&mut self, request: Request) -> Result<Response, ToolError> {
+        let method = request.method();
+        let path = request
+            .url()
+            .strip_prefix(api::API)
+            .expect("only the API is called");
         self.sent.push(format!("{method} {path}"));
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut request = format!(
+        let body = request.body_bytes().unwrap_or_default();
+        let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nAuthorization: token {}\r\nContent-Length: {}\r\n",
             self.port,
             self.token,
             body.len()
         );
-        for (name, value) in api::headers() {
-            request.push_str(&format!("{name}: {value}\r\n"));
+        for (name, value) in request.headers() {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
-        if !body.is_empty() {
-            request.push_str("Content-Type: application/json\r\n");
-        }
-        request.push_str("\r\n");
-        request.push_str(&body);
+        head.push_str("\r\n");
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
+        stream.write_all(&request).unwrap();
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).unwrap();
         let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();

@@ -4,7 +4,9 @@ use mcpist_plugin::{ToolError, arguments};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{self, Http, Query, repo_path};
+use mcpist_plugin::web::Transport;
+
+use crate::api::{self, Query, repo_path};
 use crate::shape;
 
 /// Items a list tool returns unless asked for another number.
@@ -15,7 +17,7 @@ pub const MAX_LIMIT: usize = 300;
 pub const MAX_PER_PAGE: u32 = 100;
 
 /// Run `tool` with `args` (JSON text) over `http`.
-pub fn run(http: &mut dyn Http, tool: &str, args: &str) -> Result<Value, ToolError> {
+pub fn run(http: &mut dyn Transport, tool: &str, args: &str) -> Result<Value, ToolError> {
     match tool {
         "list_my_repositories" => list_my_repositories(http, arguments(args)?),
         "get_repository" => get_repository(http, arguments(args)?),
@@ -92,7 +94,7 @@ pub struct ListReposArgs {
     limit: Option<usize>,
 }
 
-fn list_my_repositories(http: &mut dyn Http, args: ListReposArgs) -> Result<Value, ToolError> {
+fn list_my_repositories(http: &mut dyn Transport, args: ListReposArgs) -> Result<Value, ToolError> {
     let limit = limit(args.limit)?;
     let per_page = per_page(args.per_page, limit)?;
     let visibility = args
@@ -156,7 +158,7 @@ pub struct RepoArgs {
     repo: String,
 }
 
-fn get_repository(http: &mut dyn Http, args: RepoArgs) -> Result<Value, ToolError> {
+fn get_repository(http: &mut dyn Transport, args: RepoArgs) -> Result<Value, ToolError> {
     let path = repo_path(&args.owner, &args.repo)?;
     let what = format!("repository {}/{}", args.owner, args.repo);
     let repo: Value = api::get(http, &path, &what)?.json()?;
@@ -179,7 +181,7 @@ pub struct ListIssuesArgs {
     limit: Option<usize>,
 }
 
-fn list_issues(http: &mut dyn Http, args: ListIssuesArgs) -> Result<Value, ToolError> {
+fn list_issues(http: &mut dyn Transport, args: ListIssuesArgs) -> Result<Value, ToolError> {
     let limit = limit(args.limit)?;
     let per_page = per_page(args.per_page, limit)?;
     let state = args
@@ -237,7 +239,7 @@ pub struct SearchArgs {
     page: Option<u32>,
 }
 
-fn search_issues(http: &mut dyn Http, args: SearchArgs) -> Result<Value, ToolError> {
+fn search_issues(http: &mut dyn Transport, args: SearchArgs) -> Result<Value, ToolError> {
     let q = non_empty("q", &args.q)?;
     let sort = args
         .sort
@@ -317,7 +319,7 @@ pub struct GetIssueArgs {
     comment_limit: Option<usize>,
 }
 
-fn get_issue(http: &mut dyn Http, args: GetIssueArgs) -> Result<Value, ToolError> {
+fn get_issue(http: &mut dyn Transport, args: GetIssueArgs) -> Result<Value, ToolError> {
     let number = issue_number(args.number)?;
     let comment_limit = match args.comment_limit {
         None => DEFAULT_LIMIT,
@@ -363,7 +365,7 @@ pub struct CreateIssueArgs {
     assignees: Option<Vec<String>>,
 }
 
-fn create_issue(http: &mut dyn Http, args: CreateIssueArgs) -> Result<Value, ToolError> {
+fn create_issue(http: &mut dyn Transport, args: CreateIssueArgs) -> Result<Value, ToolError> {
     let title = non_empty("title", &args.title)?;
     let path = format!("{}/issues", repo_path(&args.owner, &args.repo)?);
     let mut body = json!({"title": title});
@@ -390,7 +392,7 @@ pub struct CommentArgs {
     body: String,
 }
 
-fn comment_on_issue(http: &mut dyn Http, args: CommentArgs) -> Result<Value, ToolError> {
+fn comment_on_issue(http: &mut dyn Transport, args: CommentArgs) -> Result<Value, ToolError> {
     let number = issue_number(args.number)?;
     let text = non_empty("body", &args.body)?;
     let path = format!(
@@ -413,7 +415,7 @@ pub struct ContentsArgs {
     reference: Option<String>,
 }
 
-fn get_file_contents(http: &mut dyn Http, args: ContentsArgs) -> Result<Value, ToolError> {
+fn get_file_contents(http: &mut dyn Transport, args: ContentsArgs) -> Result<Value, ToolError> {
     let file = api::file_path(&args.path)?;
     let reference = args.reference.filter(|r| !r.trim().is_empty());
     let path = Query::new(format!(

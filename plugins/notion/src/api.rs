@@ -2,7 +2,7 @@
 //! wants, ids, and error messages.
 
 use mcpist_plugin::ToolError;
-use mcpist_plugin::web::{self, Response};
+use mcpist_plugin::web::{self, Response, Transport};
 use serde_json::Value;
 
 /// Where every request goes. The host may route it elsewhere (a test
@@ -29,38 +29,22 @@ pub fn headers() -> [(&'static str, &'static str); 3] {
     ]
 }
 
-/// Sends one request. `path` is the path and query under [`API`], starting
-/// with `/`. The wasm build sends through the host; tests substitute a
-/// transport of their own.
-pub trait Http {
-    fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Response, ToolError>;
-}
-
-/// The transport of the real module: `http.send` through the host.
-pub struct Host;
-
-impl Http for Host {
-    fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Response, ToolError> {
-        let mut request = web::Request::new(method, format!("{API}{path}"));
-        for (name, value) in headers() {
-            request = request.header(name, value);
-        }
-        if let Some(body) = body {
-            // Also sets `Content-Type: application/json`.
-            request = request.json(body);
-        }
-        request.send()
+/// Send one request to the API. `path` is the path and query under
+/// [`API`], starting with `/`.
+pub fn send(
+    http: &mut dyn Transport,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Response, ToolError> {
+    let mut request = web::Request::new(method, format!("{API}{path}"));
+    for (name, value) in headers() {
+        request = request.header(name, value);
     }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    http.send(request)
 }
 
 /// What a request was for, to make error messages useful.
@@ -73,24 +57,24 @@ pub struct Hint<'a> {
 
 /// Send a request and parse a 2xx JSON answer.
 pub fn call(
-    http: &mut dyn Http,
+    http: &mut dyn Transport,
     method: &str,
     path: &str,
     body: Option<&Value>,
     hint: Hint<'_>,
 ) -> Result<Value, ToolError> {
-    let response = http.send(method, path, body)?;
+    let response = send(http, method, path, body)?;
     if !response.is_success() {
         return Err(error(&response, hint));
     }
     response.json()
 }
 
-pub fn get(http: &mut dyn Http, path: &str) -> Result<Value, ToolError> {
+pub fn get(http: &mut dyn Transport, path: &str) -> Result<Value, ToolError> {
     call(http, "GET", path, None, Hint::default())
 }
 
-pub fn post(http: &mut dyn Http, path: &str, body: &Value) -> Result<Value, ToolError> {
+pub fn post(http: &mut dyn Transport, path: &str, body: &Value) -> Result<Value, ToolError> {
     call(http, "POST", path, Some(body), Hint::default())
 }
 

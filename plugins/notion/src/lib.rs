@@ -12,6 +12,7 @@ mod props;
 mod render;
 mod tools;
 
+use mcpist_plugin::web;
 use serde_json::{Value, json};
 
 use mcpist_plugin::{
@@ -223,7 +224,11 @@ fn describe() -> ModuleInfo {
     }
 }
 
-fn dispatch(http: &mut dyn api::Http, tool: &str, args: &str) -> Result<CallOutput, ToolError> {
+fn dispatch(
+    http: &mut dyn web::Transport,
+    tool: &str,
+    args: &str,
+) -> Result<CallOutput, ToolError> {
     let value = match tool {
         "search" => tools::search(http, arguments(args)?)?,
         "get_page" => return tools::get_page(http, arguments(args)?),
@@ -244,11 +249,9 @@ impl Guest for Notion {
     }
 
     fn call(tool: String, args: String, _context: CallContext) -> Result<CallOutput, ToolError> {
-        dispatch(&mut api::Host, &tool, &args)
+        dispatch(&mut web::Host, &tool, &args)
     }
 }
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod upstream_tests;

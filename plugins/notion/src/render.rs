@@ -4,7 +4,9 @@
 use mcpist_plugin::ToolError;
 use serde_json::Value;
 
-use crate::api::{self, Http};
+use mcpist_plugin::web::Transport;
+
+use crate::api;
 use crate::props::plain;
 
 /// One block and the children read for it.
@@ -19,7 +21,7 @@ pub struct Node {
 /// Reads a block tree depth-first in document order, so that a truncated
 /// result is a prefix of the page.
 pub struct Reader<'a> {
-    pub http: &'a mut dyn Http,
+    pub http: &'a mut dyn Transport,
     pub max_blocks: usize,
     pub max_depth: usize,
     pub max_requests: usize,

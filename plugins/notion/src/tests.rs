@@ -1,11 +1,10 @@
 //! Tool tests against a scripted Notion.
 
-use mcpist_plugin::web::Response;
+use mcpist_plugin::web::{Request, Response, Transport};
 use mcpist_plugin::{Content, ToolError};
 use serde_json::{Value, json};
 
-use crate::api::Http;
-use crate::dispatch;
+use crate::{api, dispatch};
 
 type Handler = Box<dyn FnMut(&str, &str, Option<&Value>) -> (u16, Value)>;
 
@@ -23,15 +22,18 @@ impl Fake {
     }
 }
 
-impl Http for Fake {
-    fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Response, ToolError> {
-        self.sent.push((method.into(), path.into(), body.cloned()));
-        let (status, body) = (self.handler)(method, path, body);
+impl Transport for Fake {
+    fn send(&mut self, request: Request) -> Result<Response, ToolError> {
+        let method = request.method();
+        let path = request
+            .url()
+            .strip_prefix(api::API)
+            .expect("only the API is called");
+        let body: Option<Value> = request
+            .body_bytes()
+            .map(|b| serde_json::from_slice(b).expect("JSON bodies"));
+        self.sent.push((method.into(), path.into(), body.clone()));
+        let (status, body) = (self.handler)(method, path, body.as_ref());
         Ok(Response {
             status,
             headers: vec![],

@@ -5,7 +5,9 @@ use mcpist_plugin::{CallOutput, Content, ToolError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::api::{self, Hint, Http, MAX_REQUESTS};
+use mcpist_plugin::web::Transport;
+
+use crate::api::{self, Hint, MAX_REQUESTS};
 use crate::props;
 use crate::render::{self, Reader};
 
@@ -68,7 +70,7 @@ pub struct SearchArgs {
     start_cursor: Option<String>,
 }
 
-pub fn search(http: &mut dyn Http, args: SearchArgs) -> Result<Value, ToolError> {
+pub fn search(http: &mut dyn Transport, args: SearchArgs) -> Result<Value, ToolError> {
     let mut body = Map::new();
     if let Some(query) = args
         .query
@@ -125,7 +127,7 @@ pub struct GetPageArgs {
 pub const DEFAULT_MAX_BLOCKS: u32 = 300;
 pub const DEFAULT_MAX_DEPTH: u32 = 4;
 
-pub fn get_page(http: &mut dyn Http, args: GetPageArgs) -> Result<CallOutput, ToolError> {
+pub fn get_page(http: &mut dyn Transport, args: GetPageArgs) -> Result<CallOutput, ToolError> {
     let id = api::parse_id("page_id", &args.page_id)?;
     let page = api::get(http, &format!("/pages/{}", mcpist_plugin::web::encode(&id)))?;
     let page_id = page
@@ -234,7 +236,7 @@ pub struct QueryArgs {
     start_cursor: Option<String>,
 }
 
-pub fn query_database(http: &mut dyn Http, args: QueryArgs) -> Result<Value, ToolError> {
+pub fn query_database(http: &mut dyn Transport, args: QueryArgs) -> Result<Value, ToolError> {
     let id = api::parse_id("database_id", &args.database_id)?;
     let mut body = Map::new();
     if let Some(filter) = args
@@ -374,7 +376,7 @@ fn batches(blocks: Vec<Value>) -> Vec<Vec<Value>> {
     out
 }
 
-pub fn create_page(http: &mut dyn Http, args: CreateArgs) -> Result<Value, ToolError> {
+pub fn create_page(http: &mut dyn Transport, args: CreateArgs) -> Result<Value, ToolError> {
     let invalid = |m: &str| Err(ToolError::InvalidArguments(m.to_owned()));
     let title = rich_text(&args.title);
     let (parent, properties, default_title_property) = match (

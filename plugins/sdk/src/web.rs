@@ -19,6 +19,22 @@ use serde_json::Value;
 use crate::ToolError;
 use crate::bindings::mcpist::plugin::http;
 
+/// Where a module's requests go. In a module it is [`Host`]; a module's
+/// native tests substitute a scripted API or a local server, so the same
+/// code runs against both.
+pub trait Transport {
+    fn send(&mut self, request: Request) -> Result<Response, ToolError>;
+}
+
+/// The host's `http.send`: the only way out of the sandbox.
+pub struct Host;
+
+impl Transport for Host {
+    fn send(&mut self, request: Request) -> Result<Response, ToolError> {
+        request.send()
+    }
+}
+
 /// A request being built.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -68,6 +84,22 @@ impl Request {
     pub fn body(mut self, body: Vec<u8>) -> Request {
         self.body = Some(body);
         self
+    }
+
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    pub fn body_bytes(&self) -> Option<&[u8]> {
+        self.body.as_deref()
     }
 
     /// Send through the host. A refusal by the host's policy and a transport

@@ -10,47 +10,18 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
-REPO = Path(os.environ.get("MCPIST_REPO", Path(__file__).resolve().parents[2]))
-BINARY = Path(os.environ.get("MCPIST_BIN", REPO / "target" / "debug" / "mcpist"))
+from support import BINARY, REPO, serve as server, text_of
+
 HOSTILE = REPO / "target" / "fixtures" / "wasm32-wasip2" / "release" / "hostile.wasm"
+BUNDLED = ["github", "notion", "text", "time"]
 
 # "auto" negotiates the newest revision the server offers; "legacy" uses the
 # initialize handshake (2025-11-25). The server must serve both.
 MODES = ["auto", "legacy"]
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-def home(tmp_path):
-    """A data folder with a copy of the bundled modules and the committed lock."""
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    for wasm in (REPO / "plugins").glob("*.wasm"):
-        shutil.copy(wasm, plugins / wasm.name)
-    assert any(plugins.iterdir()), "no bundled modules: run `cargo xtask build-plugins`"
-    shutil.copy(REPO / "registry.lock", tmp_path / "registry.lock")
-    return tmp_path
-
-
-def server(home, log_level="info"):
-    return StdioServerParameters(
-        command=str(BINARY),
-        args=["--plugins-dir", str(home / "plugins"), "--lock", str(home / "registry.lock"), "serve"],
-        env={"MCPIST_HOME": str(home), "MCPIST_LOG": log_level},
-    )
-
-
-def text_of(result):
-    return "".join(block.text for block in result.content if block.type == "text")
 
 
 @pytest.mark.anyio
@@ -72,7 +43,7 @@ async def test_catalog_and_module_schema(home, mode):
         catalog = await client.call_tool("get_module_schema", {})
         assert not catalog.is_error, text_of(catalog)
         modules = {m["name"]: m for m in catalog.structured_content["modules"]}
-        assert set(modules) == {"text", "time"}
+        assert sorted(modules) == BUNDLED
         assert "hash" in modules["text"]["tools"]
         assert modules["time"]["version"] == "0.1.0"
         assert json.loads(text_of(catalog)) == catalog.structured_content
@@ -186,7 +157,7 @@ async def test_pending_module_is_not_served(home):
     async with Client(server(home)) as client:
         catalog = await client.call_tool("get_module_schema", {})
         call = await client.call_tool("call_module_tool", {"module": "hostile", "tool": "echo"})
-    assert [m["name"] for m in catalog.structured_content["modules"]] == ["text", "time"]
+    assert [m["name"] for m in catalog.structured_content["modules"]] == BUNDLED
     assert call.is_error and "unknown module `hostile`" in text_of(call)
 
 

@@ -5,8 +5,9 @@
 //! - `cargo xtask build-fixtures`: build the hostile test modules;
 //! - `cargo xtask run [-- ARGS]`: ensure the wasm target, build modules and
 //!   host (release), and serve MCP over stdio with the repository's config;
-//! - `cargo xtask test`: the whole test suite (Rust, then the official Python
-//!   MCP SDK end to end), installing what it needs;
+//! - `cargo xtask test`: the whole test suite (the host's Rust tests, the
+//!   modules' unit tests, then end to end with the official Python MCP SDK
+//!   against local upstream servers), installing what it needs;
 //! - `cargo xtask bench [--calls N]`: latency of sequential tool calls over
 //!   stdio against the release build.
 
@@ -210,15 +211,69 @@ fn test(root: &Path) -> anyhow::Result<()> {
             .current_dir(root)
             .args(["test", "--locked", "--workspace"]),
     )?;
+    // The modules' own unit tests run natively: they exercise the API logic
+    // against local servers, which a wasm test binary could not start.
+    status(
+        cargo()
+            .current_dir(root.join("plugins"))
+            .args(["test", "--locked", "--target", &host_triple()?])
+            .arg("--target-dir")
+            .arg(root.join("target/plugins-test")),
+    )?;
     let python = python_env(root)?;
+    let npm = npm_env(root)?;
     let binary = root.join("target/debug/mcpist");
     status(
         Command::new(python)
             .current_dir(root)
             .args(["-m", "pytest", "-q", "tests/e2e"])
             .env("MCPIST_BIN", binary)
-            .env("MCPIST_REPO", root),
+            .env("MCPIST_REPO", root)
+            .env(
+                "OCTOKIT_FIXTURES_SERVER",
+                npm.join("node_modules/.bin/octokit-fixtures-server"),
+            ),
     )
+}
+
+/// The platform cargo builds for by default, e.g. `x86_64-unknown-linux-gnu`.
+fn host_triple() -> anyhow::Result<String> {
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .context("cannot run rustc")?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_owned)
+        .context("`rustc -vV` names no host")
+}
+
+/// The npm packages of the end-to-end tests (tests/e2e/package.json, locked
+/// by its package-lock.json), installed with `npm ci` into target/e2e-npm
+/// and reinstalled when the lock changes.
+fn npm_env(root: &Path) -> anyhow::Result<PathBuf> {
+    let source = root.join("tests/e2e");
+    let lock = std::fs::read_to_string(source.join("package-lock.json"))
+        .context("cannot read tests/e2e/package-lock.json")?;
+    let dir = root.join("target/e2e-npm");
+    let stamp = dir.join("package-lock.installed");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(lock.as_str()) {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&dir)?;
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(source.join(file), dir.join(file))?;
+    }
+    status(Command::new("npm").current_dir(&dir).args([
+        "ci",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+    ]))
+    .context("installing the end-to-end tests' npm packages needs Node.js 18 or newer with npm")?;
+    std::fs::write(&stamp, lock)?;
+    Ok(dir)
 }
 
 /// A virtual environment with the end-to-end tests' requirements, made once

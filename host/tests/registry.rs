@@ -2,7 +2,7 @@
 
 mod common;
 
-use mcpist::catalog::{Catalog, InvokeError};
+use mcpist::catalog::InvokeError;
 use mcpist::registry::{self, Lock, ModuleState};
 use mcpist::runtime::{CallContext, Limits, Runtime};
 use serde_json::json;

@@ -6,12 +6,15 @@ use secrecy::SecretString;
 
 use super::vault::{Vault, VaultError};
 
+/// Reads one variable: the process environment, or a test's own map.
+type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 pub struct EnvVault {
     name: String,
     prefix: String,
     /// Where variables are read; the process environment unless a test
     /// supplies its own.
-    lookup: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: Lookup,
 }
 
 impl EnvVault {

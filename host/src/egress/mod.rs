@@ -510,10 +510,8 @@ impl CallEgress {
             let encoded: String = url::form_urlencoded::byte_serialize(raw.as_bytes()).collect();
             self.redactor.add(encoded.as_bytes());
             if let Injection::Basic { username } = inject {
-                let basic = zeroize::Zeroizing::new(
-                    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{raw}")),
-                );
-                self.redactor.add(basic.as_bytes());
+                self.redactor
+                    .add(basic_credentials(username, raw).as_bytes());
             }
             self.secrets.insert(service.to_owned(), secret);
         }
@@ -624,6 +622,16 @@ fn module_headers(
         .collect()
 }
 
+/// `base64(username:secret)`, with no copy of the secret left behind.
+fn basic_credentials(username: &str, secret: &str) -> zeroize::Zeroizing<String> {
+    let mut pair =
+        zeroize::Zeroizing::new(String::with_capacity(username.len() + 1 + secret.len()));
+    pair.push_str(username);
+    pair.push(':');
+    pair.push_str(secret);
+    zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()))
+}
+
 fn inject_credential(
     inject: &Injection,
     secret: &SecretString,
@@ -654,13 +662,11 @@ fn inject_credential(
             name,
             zeroize::Zeroizing::new(template.replace("{secret}", raw)),
         )?,
-        Injection::Basic { username } => header(
-            "authorization",
-            zeroize::Zeroizing::new(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{raw}"))
-            )),
-        )?,
+        Injection::Basic { username } => {
+            let mut value = zeroize::Zeroizing::new(String::from("Basic "));
+            value.push_str(&basic_credentials(username, raw));
+            header("authorization", value)?
+        }
         Injection::Query { param } => {
             url.query_pairs_mut().append_pair(param, raw);
             return Ok(());
@@ -668,4 +674,91 @@ fn inject_credential(
     };
     headers.insert(name, value);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn injected(inject: Injection) -> (HeaderMap, Url) {
+        let mut headers = HeaderMap::new();
+        let mut url = Url::parse("https://api.example.com/items?page=2").unwrap();
+        inject_credential(
+            &inject,
+            &SecretString::from("s3cr3t-token"),
+            &mut headers,
+            &mut url,
+        )
+        .unwrap();
+        (headers, url)
+    }
+
+    #[test]
+    fn each_injection_form_places_the_secret_where_the_binding_says() {
+        let (headers, _) = injected(Injection::Bearer);
+        assert_eq!(headers["authorization"], "Bearer s3cr3t-token");
+        assert!(headers["authorization"].is_sensitive());
+        let (headers, _) = injected(Injection::Header {
+            name: "X-Api-Key".into(),
+            template: "key={secret}".into(),
+        });
+        assert_eq!(headers["x-api-key"], "key=s3cr3t-token");
+        let (headers, _) = injected(Injection::Basic {
+            username: "bot".into(),
+        });
+        // base64("bot:s3cr3t-token")
+        assert_eq!(headers["authorization"], "Basic Ym90OnMzY3IzdC10b2tlbg==");
+        let (headers, url) = injected(Injection::Query {
+            param: "api_key".into(),
+        });
+        assert!(headers.is_empty());
+        assert_eq!(url.query(), Some("page=2&api_key=s3cr3t-token"));
+    }
+
+    #[test]
+    fn upstream_overrides_map_requests_and_links_both_ways() {
+        let upstreams = [
+            (
+                "api.github.com".to_owned(),
+                "http://127.0.0.1:9000/api.github.com/abc".to_owned(),
+            ),
+            (
+                "http://svc.test:8080".to_owned(),
+                "http://127.0.0.1:9001".to_owned(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let egress = Egress::new(HttpSettings::default(), &upstreams).unwrap();
+        let logical = Url::parse("https://api.github.com/repos/o/r?page=2").unwrap();
+        let physical = egress.to_physical(&logical);
+        assert_eq!(
+            physical.as_str(),
+            "http://127.0.0.1:9000/api.github.com/abc/repos/o/r?page=2"
+        );
+        assert_eq!(egress.to_logical(&physical), logical);
+        assert_eq!(
+            egress
+                .to_physical(&Url::parse("http://svc.test:8080/x").unwrap())
+                .as_str(),
+            "http://127.0.0.1:9001/x"
+        );
+        // Another origin is left alone.
+        let other = Url::parse("https://example.com/").unwrap();
+        assert_eq!(egress.to_physical(&other), other);
+        let link = r#"<http://127.0.0.1:9000/api.github.com/abc/repositories/1/issues?page=3>; rel="next""#;
+        assert_eq!(
+            egress.to_logical_text(link),
+            r#"<https://api.github.com/repositories/1/issues?page=3>; rel="next""#
+        );
+        assert!(
+            Egress::new(
+                HttpSettings::default(),
+                &[("api.github.com".to_owned(), "not a url".to_owned())]
+                    .into_iter()
+                    .collect()
+            )
+            .is_err()
+        );
+    }
 }

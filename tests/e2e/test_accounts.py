@@ -242,6 +242,7 @@ async def test_accounts_added_while_serving_are_usable_at_once(owner):
 
 @pytest.mark.anyio
 async def test_an_upstream_that_is_not_allowed_private_is_refused(owner):
+    assert "https://api.github.com  (private addresses allowed)" in mcpist(owner, "plugins", "list").stdout
     # Without the owner's allow-private, api.github.com -> 127.0.0.1 is refused.
     mcpist(owner, "plugins", "host", "github", "https://api.github.com")
     listing = mcpist(owner, "plugins", "list").stdout

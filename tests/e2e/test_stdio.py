@@ -122,7 +122,7 @@ async def test_unknown_module_and_tool_name_the_valid_ones(home):
         tool = await client.call_tool("call_module_tool", {"module": "text", "tool": "nope"})
         schema = await client.call_tool("get_module_schema", {"module": "nope"})
     assert module.is_error
-    assert "unknown module `nope`; available modules: text, time" in text_of(module)
+    assert "unknown module `nope`; available modules: github, notion, text, time" in text_of(module)
     assert tool.is_error
     assert "module `text` has no tool `nope`; its tools: hash, base64_encode" in text_of(tool)
     assert schema.is_error and "available modules: text, time" in text_of(schema)

@@ -125,7 +125,7 @@ async def test_unknown_module_and_tool_name_the_valid_ones(home):
     assert "unknown module `nope`; available modules: github, notion, text, time" in text_of(module)
     assert tool.is_error
     assert "module `text` has no tool `nope`; its tools: hash, base64_encode" in text_of(tool)
-    assert schema.is_error and "available modules: text, time" in text_of(schema)
+    assert schema.is_error and "available modules: github, notion, text, time" in text_of(schema)
 
 
 @pytest.mark.anyio

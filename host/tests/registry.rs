@@ -3,7 +3,7 @@
 mod common;
 
 use mcpist::catalog::InvokeError;
-use mcpist::registry::{self, Lock, ModuleState};
+use mcpist::registry::{self, HostRule, Lock, ModuleState};
 use mcpist::runtime::{CallContext, Limits, Runtime};
 use serde_json::json;
 
@@ -188,4 +188,72 @@ async fn the_committed_lock_matches_the_built_bundled_modules() {
             .map(|m| (&m.file, &m.state))
             .collect::<Vec<_>>()
     );
+}
+
+#[tokio::test]
+async fn host_rules_are_pinned_and_survive_reapproval_of_the_same_hosts() {
+    let home = Home::new(Limits::default());
+    home.serve(&[fixture("prober")]).await;
+    let rule = HostRule {
+        methods: vec!["GET".into()],
+        paths: vec!["/v1/".into()],
+        allow_private: true,
+    };
+    home.set_host_rule("prober", "https://api.service.test", rule.clone());
+    let text = std::fs::read_to_string(home.lock_path()).unwrap();
+    assert!(
+        text.contains("[module.host_rules.\"https://api.service.test\"]")
+            && text.contains("allow_private = true"),
+        "{text}"
+    );
+    let scan = home.scan().await;
+    assert_eq!(
+        scan.modules[0].state,
+        ModuleState::Pinned,
+        "rules are not part of the pin's identity"
+    );
+    assert_eq!(scan.modules[0].host_rules["https://api.service.test"], rule);
+
+    // A rebuilt file (other bytes, same declaration) needs approval again;
+    // the owner's rule for a host it still declares is kept.
+    let path = home.plugins().join("prober.wasm");
+    let mut bytes = std::fs::read(&path).unwrap();
+    // A custom section appended to a component is ignored by the runtime.
+    bytes.extend_from_slice(&[0x00, 0x04, 0x03, b'p', b'a', b'd']);
+    std::fs::write(&path, &bytes).unwrap();
+    home.approve("prober").await;
+    assert_eq!(
+        home.lock().entries()[0].host_rules["https://api.service.test"],
+        rule
+    );
+
+    // Only declared hosts of approved modules can have rules.
+    let mut lock = home.lock();
+    let err = registry::set_host_rule(
+        &mut lock,
+        "prober",
+        "https://evil.test",
+        HostRule::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("module `prober` does not declare host `https://evil.test`; it declares: https://api.service.test"),
+        "{err}"
+    );
+    let err = registry::set_host_rule(&mut lock, "nobody", "https://x.test", HostRule::default())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("approved modules: prober"),
+        "{err}"
+    );
+    // Resetting to the default rule removes the entry.
+    registry::set_host_rule(
+        &mut lock,
+        "prober",
+        "https://api.service.test",
+        HostRule::default(),
+    )
+    .unwrap();
+    assert!(lock.entries()[0].host_rules.is_empty());
 }

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::audit::Fsync;
 use crate::broker::{BrokerSettings, DEFAULT_VAULT, VaultBackend};
 use crate::egress::HttpSettings;
 use crate::runtime::Limits;
@@ -62,6 +63,16 @@ struct ConfigFile {
     vaults: BTreeMap<String, VaultFile>,
     #[serde(default)]
     services: BTreeMap<String, ServiceFile>,
+    #[serde(default)]
+    audit: AuditFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditFile {
+    file: Option<PathBuf>,
+    fsync: Option<Fsync>,
+    arguments: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +137,16 @@ pub struct Config {
     /// Origin or host → base URL (see [`crate::egress`]).
     pub upstreams: BTreeMap<String, String>,
     pub broker: BrokerSettings,
+    pub audit: AuditSettings,
+}
+
+/// Where and how calls are recorded (see [`crate::audit`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditSettings {
+    pub file: PathBuf,
+    pub fsync: Fsync,
+    /// Record each call's arguments, not only their digest.
+    pub arguments: bool,
 }
 
 /// Values from the environment, passed in so that tests need not mutate the
@@ -282,7 +303,16 @@ impl Config {
             vaults,
             routes,
         };
+        let audit = AuditSettings {
+            file: file
+                .audit
+                .file
+                .map_or_else(|| home.join("audit.log"), relative),
+            fsync: file.audit.fsync.unwrap_or_default(),
+            arguments: file.audit.arguments.unwrap_or(false),
+        };
         Ok(Config {
+            audit,
             http,
             upstreams: file.upstreams,
             broker,

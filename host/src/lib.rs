@@ -12,6 +12,7 @@
 //! - [`config`], [`logging`], [`cli`]: the `mcpist` binary's edges.
 
 pub mod atomic_file;
+pub mod audit;
 pub mod broker;
 pub mod catalog;
 pub mod cli;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::broker::{Broker, BrokerError};
-use crate::egress::{CallEgress, Egress, ModulePolicy};
+use crate::egress::{CallEgress, Egress, ModulePolicy, OutboundRecord};
 use crate::registry::manifest::ToolSpec;
 use crate::registry::{ModuleManifest, Scan};
 use crate::runtime::{CallContext, CallError, ModuleError, PreparedModule, Runtime, ToolOutput};
@@ -98,6 +98,17 @@ fn list(names: &[String]) -> String {
     } else {
         names.join(", ")
     }
+}
+
+/// What one call did besides its result, for the audit log.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CallTrace {
+    /// The file that ran (or would have), once the module was found.
+    pub module_sha256: Option<String>,
+    /// The account the call acted for, once resolved.
+    pub account: Option<String>,
+    /// The requests it sent.
+    pub outbound: Vec<OutboundRecord>,
 }
 
 /// The served modules, by name.
@@ -198,7 +209,23 @@ impl Catalog {
         arguments: &Value,
         context: &CallContext,
     ) -> Result<ToolOutput, InvokeError> {
+        let mut trace = CallTrace::default();
+        self.invoke_traced(module, tool, arguments, context, &mut trace)
+            .await
+    }
+
+    /// [`Catalog::invoke`], also filling in `trace` with what the call did,
+    /// as far as it got.
+    pub async fn invoke_traced(
+        &self,
+        module: &str,
+        tool: &str,
+        arguments: &Value,
+        context: &CallContext,
+        trace: &mut CallTrace,
+    ) -> Result<ToolOutput, InvokeError> {
         let (served, found) = self.tool(module, tool)?;
+        trace.module_sha256 = Some(served.sha256.clone());
         found
             .input
             .validate(arguments)
@@ -235,21 +262,24 @@ impl Catalog {
         let context = CallContext {
             account: accounts.values().next().map(|a| a.name.clone()),
         };
+        trace.account = context.account.clone();
         let egress = CallEgress::new(
             self.egress.clone(),
             served.policy.clone(),
             Some(self.broker.clone()),
             accounts,
         );
+        let outbound = egress.outbound();
         let output = self
             .runtime
             .call(&served.prepared, module, tool, arguments, &context, egress)
-            .await?
-            .map_err(|error| InvokeError::Module {
-                module: module.to_owned(),
-                tool: tool.to_owned(),
-                error,
-            })?;
+            .await;
+        trace.outbound = outbound.records();
+        let output = output?.map_err(|error| InvokeError::Module {
+            module: module.to_owned(),
+            tool: tool.to_owned(),
+            error,
+        })?;
         if let Some(validator) = &found.output {
             let problem = match &output.structured {
                 None => Some("no structured result".to_owned()),

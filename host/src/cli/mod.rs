@@ -1,6 +1,7 @@
 //! The `mcpist` command line.
 
 mod account;
+mod audit;
 mod plugins;
 
 use std::io::Write;
@@ -10,9 +11,11 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::audit::AuditLog;
 use crate::catalog::Catalog;
 use crate::config::{Config, Env};
 use crate::egress::Egress;
+use crate::mcp::Session;
 use crate::registry::{self, HostRule, Lock};
 use crate::runtime::Runtime;
 
@@ -46,6 +49,33 @@ enum Command {
     /// Manage the accounts (and their tokens) that modules act for
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Check and read the audit log of calls
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check that no line was edited, removed, inserted or reordered; exit 1 if one was
+    Verify,
+    /// Show the latest calls, oldest first
+    Tail {
+        /// How many lines
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Keep showing calls as they are recorded
+        #[arg(short, long)]
+        follow: bool,
+        /// Only calls of this module
+        #[arg(long)]
+        module: Option<String>,
+        /// Only calls from this client
+        #[arg(long)]
+        client: Option<String>,
+        /// Print the raw JSON lines
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +203,17 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Command::Account(AccountCommand::Default { service, name }) => {
                 account::set_default(&config, &service, &name)
             }
+            Command::Audit(AuditCommand::Verify) => audit::verify(&config),
+            Command::Audit(AuditCommand::Tail {
+                lines,
+                follow,
+                module,
+                client,
+                json,
+            }) => {
+                let filter = audit::Filter { module, client };
+                audit::tail(&config, lines, follow, &filter, json).await
+            }
         }
     })
 }
@@ -210,12 +251,21 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     }
     let broker = Arc::new(account::broker(config));
     let catalog = Arc::new(Catalog::new(runtime, &scan, egress, broker));
+    let audit = Arc::new(AuditLog::open(&config.audit.file, config.audit.fsync)?);
+    tracing::info!(file = %audit.path().display(), "recording calls in the audit log");
+    let session = Session {
+        client: "stdio".to_owned(),
+        audit,
+        record_arguments: config.audit.arguments,
+    };
     tracing::info!(
         modules = catalog.modules().count(),
         plugins_dir = %config.plugins_dir.display(),
         "MCP server ready on stdio"
     );
-    crate::mcp::McpServer::new(catalog).serve_stdio().await
+    crate::mcp::McpServer::new(catalog, session)
+        .serve_stdio()
+        .await
 }
 
 pub(crate) fn print_table<const N: usize>(

@@ -106,6 +106,26 @@ pub struct OutboundRecord {
     pub status: Option<u16>,
 }
 
+/// The requests one call sent. Shared, because the [`CallEgress`] that
+/// fills it is consumed by the sandbox while the caller still wants to know
+/// what was sent (for the audit log), even when the call is cut short.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundLog(Arc<std::sync::Mutex<Vec<OutboundRecord>>>);
+
+impl OutboundLog {
+    fn push(&self, record: OutboundRecord) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record);
+    }
+
+    /// The requests recorded so far.
+    pub fn records(&self) -> Vec<OutboundRecord> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// Headers a module may never set: they belong to the transport, and
 /// letting a module choose `Host` would let it reach other virtual hosts
 /// behind an approved address.
@@ -269,7 +289,7 @@ pub struct CallEgress {
     secrets: BTreeMap<String, SecretString>,
     redactor: Redactor,
     requests: usize,
-    outbound: Vec<OutboundRecord>,
+    outbound: OutboundLog,
 }
 
 impl std::fmt::Debug for CallEgress {
@@ -297,7 +317,7 @@ impl CallEgress {
             secrets: BTreeMap::new(),
             redactor: Redactor::default(),
             requests: 0,
-            outbound: Vec::new(),
+            outbound: OutboundLog::default(),
         }
     }
 
@@ -305,9 +325,9 @@ impl CallEgress {
         &self.policy.module
     }
 
-    /// The requests sent so far in this call.
-    pub fn outbound(&self) -> &[OutboundRecord] {
-        &self.outbound
+    /// The log of the requests this call sends.
+    pub fn outbound(&self) -> OutboundLog {
+        self.outbound.clone()
     }
 
     /// Hide this call's secrets in text bound for a log or the module.

@@ -22,7 +22,8 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
 
-use crate::catalog::{Catalog, InvokeError, ServedModule};
+use crate::audit::{self, AuditLog, Outbound, Outcome, Record};
+use crate::catalog::{CallTrace, Catalog, InvokeError, ServedModule};
 use crate::runtime::{CallContext, ContentItem, ToolOutput};
 use meta_tools::{CALL_MODULE_TOOL, CallModuleToolArgs, GET_MODULE_SCHEMA, GetModuleSchemaArgs};
 
@@ -30,18 +31,30 @@ const INSTRUCTIONS: &str = "MCPist gives access to the owner's service modules t
 Call get_module_schema with no arguments to see the modules, then with {\"module\": NAME} to see a \
 module's tools and their input schemas; then call call_module_tool with {module, tool, arguments}.";
 
+/// Who is calling, and where their calls are recorded.
+#[derive(Clone)]
+pub struct Session {
+    /// The client's name in the audit log (`stdio` for the local owner).
+    pub client: String,
+    pub audit: Arc<AuditLog>,
+    /// Record arguments themselves, not only their digest.
+    pub record_arguments: bool,
+}
+
 /// One MCP session's view of the host.
 #[derive(Clone)]
 pub struct McpServer {
     catalog: Arc<Catalog>,
     tools: Arc<Vec<Tool>>,
+    session: Session,
 }
 
 impl McpServer {
-    pub fn new(catalog: Arc<Catalog>) -> McpServer {
+    pub fn new(catalog: Arc<Catalog>, session: Session) -> McpServer {
         McpServer {
             catalog,
             tools: Arc::new(meta_tools::definitions()),
+            session,
         }
     }
 
@@ -89,28 +102,87 @@ impl McpServer {
         let context = CallContext {
             account: args.account.clone(),
         };
+        let mut trace = CallTrace {
+            account: args.account.clone(),
+            ..CallTrace::default()
+        };
         let result = self
             .catalog
-            .invoke(&args.module, &args.tool, &arguments, &context)
+            .invoke_traced(&args.module, &args.tool, &arguments, &context, &mut trace)
             .await;
         let elapsed_us = started.elapsed().as_micros() as u64;
-        match result {
-            Ok(output) => {
+        let (outcome, reason) = match &result {
+            Ok(_) => {
                 tracing::info!(module = %args.module, tool = %args.tool, elapsed_us, "call ok");
-                tool_success(output)
+                (Outcome::Ok, None)
             }
             Err(error) => {
-                let outcome = match &error {
-                    InvokeError::Module { .. } => "tool error",
+                let outcome = match error {
+                    InvokeError::Module { .. } => Outcome::ToolError,
                     InvokeError::UnknownModule { .. }
                     | InvokeError::UnknownTool { .. }
                     | InvokeError::InvalidArguments { .. }
-                    | InvokeError::Account { .. } => "refused",
-                    InvokeError::Call(_) | InvokeError::InvalidOutput { .. } => "failed",
+                    | InvokeError::Account { .. } => Outcome::Refused,
+                    InvokeError::Call(_) | InvokeError::InvalidOutput { .. } => Outcome::Failed,
                 };
-                tracing::warn!(module = %args.module, tool = %args.tool, elapsed_us, outcome, "{error}");
-                tool_error(&error.to_string())
+                tracing::warn!(module = %args.module, tool = %args.tool, elapsed_us, outcome = outcome.label(), "{error}");
+                (outcome, Some(error.to_string()))
             }
+        };
+        self.audit(Record {
+            time: audit::now(),
+            client: self.session.client.clone(),
+            module: args.module.clone(),
+            module_sha256: trace.module_sha256,
+            tool: args.tool.clone(),
+            account: trace.account,
+            outcome,
+            reason: reason.as_deref().map(audit::reason),
+            duration_us: elapsed_us,
+            outbound: trace
+                .outbound
+                .into_iter()
+                .map(|r| Outbound {
+                    method: r.method,
+                    origin: r.origin,
+                    status: r.status,
+                })
+                .collect(),
+            arguments_sha256: audit::digest(&arguments),
+            arguments: self.session.record_arguments.then(|| arguments.clone()),
+        });
+        match result {
+            Ok(output) => tool_success(output),
+            Err(error) => tool_error(&error.to_string()),
+        }
+    }
+
+    /// A `call_module_tool` request too malformed to name a tool is refused,
+    /// and recorded with whatever names it gave.
+    fn refuse_malformed_call(&self, arguments: &Value, message: &str) -> CallToolResult {
+        let name = |key: &str| arguments[key].as_str().unwrap_or("").to_owned();
+        self.audit(Record {
+            time: audit::now(),
+            client: self.session.client.clone(),
+            module: name("module"),
+            module_sha256: None,
+            tool: name("tool"),
+            account: arguments["account"].as_str().map(str::to_owned),
+            outcome: Outcome::Refused,
+            reason: Some(audit::reason(message)),
+            duration_us: 0,
+            outbound: Vec::new(),
+            arguments_sha256: audit::digest(arguments),
+            arguments: self.session.record_arguments.then(|| arguments.clone()),
+        });
+        tool_error(message)
+    }
+
+    /// Append to the audit log. A write that fails is logged as an error:
+    /// the answer has been computed by then, and the client still gets it.
+    fn audit(&self, record: Record) {
+        if let Err(error) = self.session.audit.append(record) {
+            tracing::error!("{error}");
         }
     }
 }
@@ -235,9 +307,9 @@ impl ServerHandler for McpServer {
                 Ok(args) => self.get_module_schema(args),
                 Err(message) => tool_error(&message),
             },
-            CALL_MODULE_TOOL => match meta_tools::parse(arguments) {
+            CALL_MODULE_TOOL => match meta_tools::parse(arguments.clone()) {
                 Ok(args) => self.call_module_tool(args).await,
-                Err(message) => tool_error(&message),
+                Err(message) => self.refuse_malformed_call(&arguments, &message),
             },
             other => {
                 return Err(ErrorData::invalid_params(

@@ -1,0 +1,289 @@
+//! The audit log: one JSON line per `call_module_tool`, whatever its outcome
+//! (done, failed, or refused before anything ran).
+//!
+//! Each line ends with `"prev"` (the previous line's hash) and `"hash"` (the
+//! sha256 of the line up to and without its `hash` member), so that
+//! `mcpist audit verify` detects a line that was edited, removed, inserted or
+//! reordered, and says which. A line is written with a single `write` on a
+//! file opened for appending; with `fsync = "always"` (the default) it is
+//! also flushed to the disk before the call's answer is sent. A crash can
+//! then leave at most a torn last line: `verify` reports it as such, and the
+//! next `open` cuts it off (with a warning) before appending.
+//!
+//! What the chain cannot show: someone who rewrites the file from some line
+//! to its end, recomputing every hash after it, or who deletes lines at the
+//! very end. Keeping a copy of `audit verify`'s last hash elsewhere (it
+//! prints it) makes both visible.
+
+mod verify;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use verify::{Problem, Report, verify};
+
+/// `prev` of the first line.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Longest line `open` expects; the tail of the file is read in one piece of
+/// this size to find the last line. Lines are far shorter: reasons are cut
+/// to [`MAX_REASON_CHARS`] and a call makes at most a few dozen requests.
+const TAIL_WINDOW: u64 = 256 * 1024;
+
+/// Refusal and error texts are kept to this many characters.
+pub const MAX_REASON_CHARS: usize = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fsync {
+    /// Flush every line to the disk before answering (survives power loss).
+    #[default]
+    Always,
+    /// Leave flushing to the operating system (survives a crash of mcpist,
+    /// not of the machine).
+    Never,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot open the audit log {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the audit log {path} ends with a line that is not an audit record ({reason}); run `mcpist audit verify`, then move the file aside to start a new log"
+    )]
+    Damaged { path: PathBuf, reason: String },
+    #[error("cannot write the audit log {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The tool ran and answered.
+    Ok,
+    /// The tool ran and reported an error of its own (bad input, upstream).
+    ToolError,
+    /// The host refused before running anything (unknown name, bad
+    /// arguments, no such account).
+    Refused,
+    /// The sandbox stopped the call (a limit, a crash, a bad result).
+    Failed,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ToolError => "tool_error",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One HTTP request a call made: never its headers or body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbound {
+    pub method: String,
+    pub origin: String,
+    /// `None` when no answer came (refused by policy, or a transport error).
+    pub status: Option<u16>,
+}
+
+/// What is recorded of one call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// RFC 3339, UTC, microseconds.
+    pub time: String,
+    pub client: String,
+    pub module: String,
+    /// The sha256 of the module file that ran, when the module is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_sha256: Option<String>,
+    pub tool: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub duration_us: u64,
+    #[serde(default)]
+    pub outbound: Vec<Outbound>,
+    /// sha256 of the arguments as canonical JSON.
+    pub arguments_sha256: String,
+    /// The arguments themselves, only when `[audit] arguments = true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<serde_json::Value>,
+}
+
+/// A record as it sits in the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub record: Record,
+    pub prev: String,
+}
+
+/// The append-only writer. One per process; appends are serialised.
+pub struct AuditLog {
+    path: PathBuf,
+    fsync: Fsync,
+    state: Mutex<Chain>,
+}
+
+struct Chain {
+    file: File,
+    /// seq and hash of the last line written.
+    seq: u64,
+    prev: String,
+}
+
+impl AuditLog {
+    /// Open (or create) the log and find where its chain ends. A torn last
+    /// line, left by a crash mid-write, is cut off; a last line that is
+    /// complete but not a record is refused, since appending after it would
+    /// hide it.
+    pub fn open(path: &Path, fsync: Fsync) -> Result<AuditLog, AuditError> {
+        let open_error = |source| AuditError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(open_error)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(open_error)?;
+        let len = file.metadata().map_err(open_error)?.len();
+        let start = len.saturating_sub(TAIL_WINDOW);
+        file.seek(SeekFrom::Start(start)).map_err(open_error)?;
+        let mut tail = Vec::new();
+        file.read_to_end(&mut tail).map_err(open_error)?;
+
+        // Everything after the last newline is a torn line.
+        let complete = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if complete < tail.len() {
+            tracing::warn!(
+                path = %path.display(),
+                bytes = tail.len() - complete,
+                "the audit log ends with a torn line (mcpist stopped while writing it); cutting it off"
+            );
+            file.set_len(start + complete as u64).map_err(open_error)?;
+        }
+        let last = tail[..complete]
+            .strip_suffix(b"\n")
+            .map(|body| match body.iter().rposition(|&b| b == b'\n') {
+                Some(i) => &body[i + 1..],
+                None if start == 0 => body,
+                None => &[][..],
+            })
+            .filter(|line| !line.is_empty());
+        let (seq, prev) = match last {
+            None if complete == 0 && start == 0 => (0, GENESIS.to_owned()),
+            None => {
+                return Err(AuditError::Damaged {
+                    path: path.to_owned(),
+                    reason: "its last line is longer than any record".to_owned(),
+                });
+            }
+            Some(line) => {
+                let text = std::str::from_utf8(line).map_err(|_| AuditError::Damaged {
+                    path: path.to_owned(),
+                    reason: "not UTF-8".to_owned(),
+                })?;
+                let parsed = verify::parse_line(text).map_err(|reason| AuditError::Damaged {
+                    path: path.to_owned(),
+                    reason,
+                })?;
+                (parsed.line.seq, parsed.hash)
+            }
+        };
+        Ok(AuditLog {
+            path: path.to_owned(),
+            fsync,
+            state: Mutex::new(Chain { file, seq, prev }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append one record and return its sequence number.
+    pub fn append(&self, record: Record) -> Result<u64, AuditError> {
+        let write_error = |source| AuditError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let mut chain = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let line = Line {
+            seq: chain.seq + 1,
+            record,
+            prev: chain.prev.clone(),
+        };
+        let (text, hash) = seal(&line);
+        chain.file.write_all(text.as_bytes()).map_err(write_error)?;
+        if self.fsync == Fsync::Always {
+            chain.file.sync_data().map_err(write_error)?;
+        }
+        chain.seq = line.seq;
+        chain.prev = hash;
+        Ok(line.seq)
+    }
+}
+
+/// The line's text (with its `hash` member and a newline) and its hash.
+fn seal(line: &Line) -> (String, String) {
+    let body = serde_json::to_string(line).expect("audit lines always serialise");
+    let unsealed = body.strip_suffix('}').expect("a JSON object ends with `}`");
+    let hash = hex::encode(Sha256::digest(format!("{unsealed}}}").as_bytes()));
+    (format!("{unsealed},\"hash\":\"{hash}\"}}\n"), hash)
+}
+
+/// A line's record, if it is one (its hash is not checked: see [`verify`]).
+pub fn parse_record(text: &str) -> Option<Line> {
+    verify::parse_line(text).ok().map(|parsed| parsed.line)
+}
+
+/// The time now as the log writes it.
+pub fn now() -> String {
+    chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// sha256 of a JSON value in canonical form (keys sorted, no spaces), so
+/// the same arguments always give the same digest.
+pub fn digest(arguments: &serde_json::Value) -> String {
+    hex::encode(Sha256::digest(
+        crate::registry::manifest::canonical_json(arguments).as_bytes(),
+    ))
+}
+
+/// A reason cut to [`MAX_REASON_CHARS`].
+pub fn reason(text: &str) -> String {
+    match text.char_indices().nth(MAX_REASON_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+"""The audit log, end to end: every call through the MCP client leaves one
+line; `mcpist audit verify` and `mcpist audit tail` read it."""
+
+import hashlib
+import json
+
+import pytest
+from mcp import Client
+
+from support import mcpist, serve, text_of
+
+
+def records(home):
+    return [json.loads(line) for line in (home / "audit.log").read_text().splitlines()]
+
+
+@pytest.mark.anyio
+async def test_every_call_and_refusal_leaves_one_chained_line(home):
+    async with Client(serve(home)) as client:
+        ok = await client.call_tool(
+            "call_module_tool", {"module": "text", "tool": "count", "arguments": {"text": "one two"}}
+        )
+        bad = await client.call_tool(
+            "call_module_tool", {"module": "text", "tool": "count", "arguments": {"txt": "x"}}
+        )
+        unknown = await client.call_tool("call_module_tool", {"module": "nope", "tool": "x"})
+        malformed = await client.call_tool("call_module_tool", {"module": "text"})
+        tool_error = await client.call_tool(
+            "call_module_tool", {"module": "text", "tool": "regex_match", "arguments": {"text": "x", "pattern": "("}}
+        )
+        schema = await client.call_tool("get_module_schema", {})
+    assert not ok.is_error and bad.is_error and unknown.is_error and malformed.is_error and tool_error.is_error
+    assert not schema.is_error
+
+    lines = records(home)
+    assert [(r["module"], r["tool"], r["outcome"]) for r in lines] == [
+        ("text", "count", "ok"),
+        ("text", "count", "refused"),
+        ("nope", "x", "refused"),
+        ("text", "", "refused"),
+        ("text", "regex_match", "tool_error"),
+    ], "one line per call_module_tool, none for get_module_schema"
+    first = lines[0]
+    assert first["client"] == "stdio"
+    assert first["seq"] == 1 and first["prev"] == "0" * 64
+    text_sha = hashlib.sha256((home / "plugins" / "text.wasm").read_bytes()).hexdigest()
+    assert first["module_sha256"] == text_sha
+    assert first["arguments_sha256"] == hashlib.sha256(b'{"text":"one two"}').hexdigest()
+    assert "arguments" not in first, "only the digest, unless configured"
+    assert first["duration_us"] > 0
+    assert "txt" in lines[1]["reason"]
+    assert "unknown module `nope`" in lines[2]["reason"]
+    assert all(b["prev"] == a["hash"] for a, b in zip(lines, lines[1:]))
+
+    verified = mcpist(home, "audit", "verify")
+    assert "ok: 5 records" in verified.stdout and f"Last hash: {lines[-1]['hash']}" in verified.stdout
+
+    tail = mcpist(home, "audit", "tail", "-n", "2").stdout.splitlines()
+    assert len(tail) == 2
+    assert "stdio  text.  refused" in tail[0] and "text.regex_match  tool_error" in tail[1]
+    only_nope = mcpist(home, "audit", "tail", "--module", "nope", "--json").stdout.splitlines()
+    assert [json.loads(line)["module"] for line in only_nope] == ["nope"]
+
+
+@pytest.mark.anyio
+async def test_verify_names_an_edited_line(home):
+    async with Client(serve(home)) as client:
+        for word in ["a", "b", "c"]:
+            await client.call_tool("call_module_tool", {"module": "text", "tool": "count", "arguments": {"text": word}})
+    log = home / "audit.log"
+    data = bytearray(log.read_bytes())
+    second = data.index(b"\n") + 1
+    at = data.index(b'"outcome":"ok"', second) + len('"outcome":"')
+    data[at:at + 2] = b"OK"  # one record's outcome rewritten, two bytes
+    log.write_bytes(bytes(data))
+    verified = mcpist(home, "audit", "verify", check=False)
+    assert verified.returncode == 1
+    assert "line 2: " in verified.stdout and "the log was altered" in verified.stdout
+    data[at:at + 2] = b"ok"
+    log.write_bytes(bytes(data))
+    assert mcpist(home, "audit", "verify").returncode == 0
+
+    # One digit of a value changed: the line no longer matches its hash.
+    digit = data.index(b'"duration_us":', second) + len('"duration_us":')
+    data[digit] = ord("1") if data[digit] != ord("1") else ord("2")
+    log.write_bytes(bytes(data))
+    verified = mcpist(home, "audit", "verify", check=False)
+    assert verified.returncode == 1
+    assert "line 2: edited (its content does not match its hash)" in verified.stdout
+
+
+@pytest.mark.anyio
+async def test_arguments_are_recorded_only_when_configured(home):
+    (home / "mcpist.toml").write_text("[audit]\narguments = true\nfsync = \"never\"\n")
+    async with Client(serve(home)) as client:
+        result = await client.call_tool(
+            "call_module_tool", {"module": "text", "tool": "count", "arguments": {"text": "hello"}}
+        )
+    assert not result.is_error, text_of(result)
+    (line,) = records(home)
+    assert line["arguments"] == {"text": "hello"}
+
+
+@pytest.mark.anyio
+async def test_tail_follow_shows_calls_as_they_are_recorded(home):
+    import subprocess
+    import threading
+
+    from support import BINARY, env_for
+
+    follower = subprocess.Popen(
+        [str(BINARY), "audit", "tail", "--follow", "--json"],
+        env=env_for(home), stdout=subprocess.PIPE, text=True,
+    )
+    seen = []
+    reader = threading.Thread(target=lambda: seen.append(follower.stdout.readline()), daemon=True)
+    reader.start()
+    try:
+        async with Client(serve(home)) as client:
+            await client.call_tool("call_module_tool", {"module": "text", "tool": "count", "arguments": {"text": "x"}})
+        reader.join(timeout=10)
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
+    assert seen and json.loads(seen[0])["tool"] == "count"

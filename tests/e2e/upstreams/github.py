@@ -16,17 +16,17 @@ and serves until it is killed (SIGTERM and SIGINT exit cleanly).
 Python standard library only.
 """
 
-import argparse
 import base64
 import copy
 import hashlib
 import json
-import signal
 import sys
 import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+import serving
 
 API_VERSION = "2022-11-28"
 DOCS = "https://docs.github.com/rest"
@@ -747,33 +747,12 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--tokens", required=True,
-                        help='JSON object mapping bearer tokens to logins, e.g. {"tok-1": "alice"}')
-    parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
-    args = parser.parse_args()
-    tokens = json.loads(args.tokens)
-    if not isinstance(tokens, dict) or not all(isinstance(v, str) and v for v in tokens.values()):
-        parser.error("--tokens must be a JSON object of token -> login")
-
+    args = serving.parse_args(__doc__.splitlines()[0], 'JSON object mapping bearer tokens to logins, e.g. {"tok-1": "alice"}', "login")
+    tokens = args.tokens
     Handler.tokens = tokens
     Handler.world = build_world(sorted(set(tokens.values())))
     Handler.verbose = args.verbose
-
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-
-    def stop(signum, frame):
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print(f"listening on {server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    serving.serve(Handler, args.port)
 
 
 if __name__ == "__main__":

@@ -31,18 +31,18 @@ memory, per workspace) so later searches and reads see them.
 Python standard library only.
 """
 
-import argparse
 import copy
 import json
 import re
-import signal
 import sys
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 from functools import cmp_to_key
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
+
+import serving
 
 API_VERSION = "2022-06-28"
 # Versions the real API accepts; 2022-06-28 is the one the module sends.
@@ -1326,33 +1326,12 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--tokens", required=True,
-                        help='JSON object mapping bearer tokens to workspace names, e.g. {"tok-1": "workspace-a"}')
-    parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
-    args = parser.parse_args()
-    tokens = json.loads(args.tokens)
-    if not isinstance(tokens, dict) or not all(isinstance(v, str) and v for v in tokens.values()):
-        parser.error("--tokens must be a JSON object of token -> workspace name")
-
+    args = serving.parse_args(__doc__.splitlines()[0], 'JSON object mapping bearer tokens to workspace names, e.g. {"tok-1": "workspace-a"}', "workspace name")
+    tokens = args.tokens
     Handler.tokens = tokens
     Handler.workspaces = {name: build_workspace(name) for name in sorted(set(tokens.values()))}
     Handler.verbose = args.verbose
-
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-
-    def stop(signum, frame):
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print(f"listening on {server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    serving.serve(Handler, args.port)
 
 
 if __name__ == "__main__":

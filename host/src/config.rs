@@ -65,6 +65,17 @@ struct ConfigFile {
     services: BTreeMap<String, ServiceFile>,
     #[serde(default)]
     audit: AuditFile,
+    #[serde(default)]
+    serve: ServeFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeFile {
+    clients_file: Option<PathBuf>,
+    allowed_origins: Option<Vec<String>>,
+    allowed_hosts: Option<Vec<String>>,
+    max_body_kib: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +149,17 @@ pub struct Config {
     pub upstreams: BTreeMap<String, String>,
     pub broker: BrokerSettings,
     pub audit: AuditSettings,
+    pub serve: ServeSettings,
+}
+
+/// The Streamable HTTP endpoint (`mcpist serve --http`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeSettings {
+    /// The registered clients and their key digests.
+    pub clients_file: PathBuf,
+    pub allowed_origins: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub max_body_bytes: usize,
 }
 
 /// Where and how calls are recorded (see [`crate::audit`]).
@@ -311,7 +333,17 @@ impl Config {
             fsync: file.audit.fsync.unwrap_or_default(),
             arguments: file.audit.arguments.unwrap_or(false),
         };
+        let serve = ServeSettings {
+            clients_file: file
+                .serve
+                .clients_file
+                .map_or_else(|| home.join("clients.toml"), relative),
+            allowed_origins: file.serve.allowed_origins.unwrap_or_default(),
+            allowed_hosts: file.serve.allowed_hosts.unwrap_or_default(),
+            max_body_bytes: file.serve.max_body_kib.map_or(1 << 20, |k| k << 10),
+        };
         Ok(Config {
+            serve,
             audit,
             http,
             upstreams: file.upstreams,

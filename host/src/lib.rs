@@ -8,7 +8,9 @@
 //! - [`egress`]: modules' outbound HTTP: approved hosts only, credentials
 //!   injected by the host, secrets redacted from what comes back;
 //! - [`catalog`]: the served modules and the one path every tool call takes;
-//! - [`mcp`]: the meta-tools over MCP (rmcp);
+//! - [`mcp`]: the meta-tools over MCP (rmcp), on stdio and on Streamable
+//!   HTTP for clients holding an API key from [`clients`];
+//! - [`audit`]: the hash-chained record of every call;
 //! - [`config`], [`logging`], [`cli`]: the `mcpist` binary's edges.
 
 pub mod atomic_file;
@@ -16,6 +18,7 @@ pub mod audit;
 pub mod broker;
 pub mod catalog;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod egress;
 pub mod logging;

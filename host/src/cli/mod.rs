@@ -2,6 +2,7 @@
 
 mod account;
 mod audit;
+mod client;
 mod plugins;
 
 use std::io::Write;
@@ -13,9 +14,11 @@ use clap::{Parser, Subcommand};
 
 use crate::audit::AuditLog;
 use crate::catalog::Catalog;
+use crate::clients::Clients;
 use crate::config::{Config, Env};
 use crate::egress::Egress;
 use crate::mcp::Session;
+use crate::mcp::http::HttpServeSettings;
 use crate::registry::{self, HostRule, Lock};
 use crate::runtime::Runtime;
 
@@ -41,8 +44,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve MCP over stdin/stdout (the local owner's transport)
-    Serve,
+    /// Serve MCP over stdin/stdout (the local owner's transport), or over
+    /// Streamable HTTP with --http
+    Serve {
+        /// Serve Streamable HTTP at http://ADDR/mcp instead of stdio; clients
+        /// need a key from `mcpist client add`
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8770")]
+        http: Option<std::net::SocketAddr>,
+    },
     /// Inspect, approve and verify service modules
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -52,6 +61,19 @@ enum Command {
     /// Check and read the audit log of calls
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage the clients allowed over HTTP and their API keys
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register a client and print its API key (shown only this once)
+    Add { name: String },
+    /// List the registered clients (never their keys)
+    List,
+    /// Revoke a client's key
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,7 +191,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
         .build()?;
     tokio.block_on(async move {
         match cli.command {
-            Command::Serve => serve(&config).await.map(|()| ExitCode::SUCCESS),
+            Command::Serve { http } => serve(&config, http).await.map(|()| ExitCode::SUCCESS),
+            Command::Client(ClientCommand::Add { name }) => client::add(&config, &name),
+            Command::Client(ClientCommand::List) => client::list(&config),
+            Command::Client(ClientCommand::Remove { name }) => client::remove(&config, &name),
             Command::Plugins(PluginsCommand::List) => plugins::list(&config).await,
             Command::Plugins(PluginsCommand::Approve { name }) => {
                 plugins::approve(&config, &name).await
@@ -226,7 +251,7 @@ async fn scan(config: &Config) -> anyhow::Result<(Arc<Runtime>, Lock, registry::
     Ok((runtime, lock, scan))
 }
 
-async fn serve(config: &Config) -> anyhow::Result<()> {
+async fn serve(config: &Config, http: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let (runtime, _lock, scan) = scan(config).await?;
     for module in &scan.modules {
         match &module.state {
@@ -258,14 +283,33 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         audit,
         record_arguments: config.audit.arguments,
     };
-    tracing::info!(
-        modules = catalog.modules().count(),
-        plugins_dir = %config.plugins_dir.display(),
-        "MCP server ready on stdio"
-    );
-    crate::mcp::McpServer::new(catalog, session)
-        .serve_stdio()
-        .await
+    match http {
+        None => {
+            tracing::info!(
+                modules = catalog.modules().count(),
+                plugins_dir = %config.plugins_dir.display(),
+                "MCP server ready on stdio"
+            );
+            crate::mcp::McpServer::new(catalog, session)
+                .serve_stdio()
+                .await
+        }
+        Some(bind) => {
+            let settings = HttpServeSettings {
+                bind,
+                allowed_origins: config.serve.allowed_origins.clone(),
+                allowed_hosts: config.serve.allowed_hosts.clone(),
+                max_body_bytes: config.serve.max_body_bytes,
+            };
+            let clients = Arc::new(Clients::new(&config.serve.clients_file));
+            if clients.list()?.is_empty() {
+                tracing::warn!(
+                    "no client is registered, so every request will be refused: add one with `mcpist client add NAME`"
+                );
+            }
+            crate::mcp::http::serve(catalog, session, clients, &settings).await
+        }
+    }
 }
 
 pub(crate) fn print_table<const N: usize>(

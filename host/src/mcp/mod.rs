@@ -9,6 +9,7 @@
 //! error) come back as tool results with `isError: true`, so the model reads
 //! them; only protocol misuse (an unknown meta-tool) is a JSON-RPC error.
 
+pub mod http;
 mod meta_tools;
 
 use std::sync::Arc;
@@ -94,7 +95,7 @@ impl McpServer {
         CallToolResult::structured(json!({ "modules": modules }))
     }
 
-    async fn call_module_tool(&self, args: CallModuleToolArgs) -> CallToolResult {
+    async fn call_module_tool(&self, args: CallModuleToolArgs, client: String) -> CallToolResult {
         let started = Instant::now();
         let arguments = args
             .arguments
@@ -131,7 +132,7 @@ impl McpServer {
         };
         self.audit(Record {
             time: audit::now(),
-            client: self.session.client.clone(),
+            client,
             module: args.module.clone(),
             module_sha256: trace.module_sha256,
             tool: args.tool.clone(),
@@ -159,11 +160,16 @@ impl McpServer {
 
     /// A `call_module_tool` request too malformed to name a tool is refused,
     /// and recorded with whatever names it gave.
-    fn refuse_malformed_call(&self, arguments: &Value, message: &str) -> CallToolResult {
+    fn refuse_malformed_call(
+        &self,
+        arguments: &Value,
+        message: &str,
+        client: String,
+    ) -> CallToolResult {
         let name = |key: &str| arguments[key].as_str().unwrap_or("").to_owned();
         self.audit(Record {
             time: audit::now(),
-            client: self.session.client.clone(),
+            client,
             module: name("module"),
             module_sha256: None,
             tool: name("tool"),
@@ -299,8 +305,15 @@ impl ServerHandler for McpServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // Over HTTP, the client the request was authenticated as; over
+        // stdio, the session's own.
+        let client = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<http::ClientName>())
+            .map_or_else(|| self.session.client.clone(), |c| c.0.clone());
         let arguments = Value::Object(request.arguments.unwrap_or_default());
         let result = match request.name.as_ref() {
             GET_MODULE_SCHEMA => match meta_tools::parse(arguments) {
@@ -308,8 +321,8 @@ impl ServerHandler for McpServer {
                 Err(message) => tool_error(&message),
             },
             CALL_MODULE_TOOL => match meta_tools::parse(arguments.clone()) {
-                Ok(args) => self.call_module_tool(args).await,
-                Err(message) => self.refuse_malformed_call(&arguments, &message),
+                Ok(args) => self.call_module_tool(args, client).await,
+                Err(message) => self.refuse_malformed_call(&arguments, &message, client),
             },
             other => {
                 return Err(ErrorData::invalid_params(

@@ -1,0 +1,257 @@
+//! The clients allowed to call over HTTP, each with an API key the owner
+//! issued (`mcpist client add NAME`). Only the keys' sha256 is stored, in
+//! `clients.toml`; a key is shown once, when it is made.
+//!
+//! The file is re-read when it changes, so a key added or removed while the
+//! server runs takes effect at the next request.
+
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::SystemTime;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::atomic_file::write_atomic;
+
+const FORMAT_VERSION: u32 = 1;
+
+/// Modification time, length and inode of the file.
+type Stamp = (Option<SystemTime>, u64, u64);
+const HEADER: &str = "\
+# clients.toml: the MCP clients allowed over HTTP, by name, with the sha256 of
+# their API keys (never the keys). Written by `mcpist client ...`.
+";
+/// Every key starts with this, so a leaked one is easy to recognise (and to
+/// find with secret scanners).
+pub const KEY_PREFIX: &str = "mcpist_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientsError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "client name {0:?} is not valid: use ASCII letters, digits, '.', '_' or '-' (1 to 64 characters)"
+    )]
+    InvalidName(String),
+    #[error("a client named `{0}` exists already: remove it first to issue a new key")]
+    Exists(String),
+    #[error("there is no client named `{name}`{known}")]
+    Unknown { name: String, known: String },
+    #[error("cannot get random bytes for a key: {0}")]
+    Random(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    pub name: String,
+    pub key_sha256: String,
+    /// RFC 3339.
+    pub created: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientsFile {
+    version: u32,
+    #[serde(default, rename = "client")]
+    clients: Vec<Client>,
+}
+
+/// The registered clients, as on disk.
+pub struct Clients {
+    path: PathBuf,
+    /// The file as last read, with what identifies that version of it.
+    cache: RwLock<(Option<Stamp>, Vec<Client>)>,
+}
+
+impl Clients {
+    pub fn new(path: &Path) -> Clients {
+        Clients {
+            path: path.to_owned(),
+            cache: RwLock::new((None, Vec::new())),
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<Client>, ClientsError> {
+        Ok(load(&self.path)?.clients)
+    }
+
+    /// Register `name` and return its new key, to be shown once.
+    pub fn add(&self, name: &str) -> Result<Zeroizing<String>, ClientsError> {
+        check_name(name)?;
+        let mut file = load(&self.path)?;
+        if file.clients.iter().any(|c| c.name == name) {
+            return Err(ClientsError::Exists(name.to_owned()));
+        }
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        getrandom::fill(bytes.as_mut()).map_err(|e| ClientsError::Random(e.to_string()))?;
+        let key = Zeroizing::new(format!(
+            "{KEY_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref())
+        ));
+        file.clients.push(Client {
+            name: name.to_owned(),
+            key_sha256: digest(&key),
+            created: crate::audit::now(),
+        });
+        save(&self.path, &file)?;
+        Ok(key)
+    }
+
+    pub fn remove(&self, name: &str) -> Result<(), ClientsError> {
+        let mut file = load(&self.path)?;
+        let before = file.clients.len();
+        file.clients.retain(|c| c.name != name);
+        if file.clients.len() == before {
+            let names: Vec<&str> = file.clients.iter().map(|c| c.name.as_str()).collect();
+            return Err(ClientsError::Unknown {
+                name: name.to_owned(),
+                known: if names.is_empty() {
+                    "; no client is registered".to_owned()
+                } else {
+                    format!("; clients: {}", names.join(", "))
+                },
+            });
+        }
+        save(&self.path, &file)
+    }
+
+    /// The name of the client this key belongs to, if any. The stored
+    /// digests are compared in constant time.
+    pub fn authenticate(&self, key: &str) -> Result<Option<String>, ClientsError> {
+        self.refresh()?;
+        let presented = digest(key);
+        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        Ok(cache
+            .1
+            .iter()
+            .find(|c| constant_time_eq(c.key_sha256.as_bytes(), presented.as_bytes()))
+            .map(|c| c.name.clone()))
+    }
+
+    /// Re-read the file if it changed since it was last read. Writes
+    /// replace the file (a new inode), so the stamp changes with every save.
+    fn refresh(&self) -> Result<(), ClientsError> {
+        let stamp = std::fs::metadata(&self.path).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.modified().ok(), m.len(), m.ino())
+        });
+        if stamp.is_some() && self.cache.read().unwrap_or_else(|e| e.into_inner()).0 == stamp {
+            return Ok(());
+        }
+        let clients = load(&self.path)?.clients;
+        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = (stamp, clients);
+        Ok(())
+    }
+}
+
+fn digest(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check_name(name: &str) -> Result<(), ClientsError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    ok.then_some(())
+        .ok_or_else(|| ClientsError::InvalidName(name.to_owned()))
+}
+
+fn load(path: &Path) -> Result<ClientsFile, ClientsError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(ClientsFile {
+                version: FORMAT_VERSION,
+                clients: Vec::new(),
+            });
+        }
+        Err(e) => {
+            return Err(ClientsError::Read {
+                path: path.to_owned(),
+                message: e.to_string(),
+            });
+        }
+    };
+    let file: ClientsFile = toml::from_str(&text).map_err(|e| ClientsError::Read {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })?;
+    if file.version != FORMAT_VERSION {
+        return Err(ClientsError::Read {
+            path: path.to_owned(),
+            message: format!(
+                "format version {} is not supported (expected {FORMAT_VERSION}): upgrade mcpist",
+                file.version
+            ),
+        });
+    }
+    Ok(file)
+}
+
+fn save(path: &Path, file: &ClientsFile) -> Result<(), ClientsError> {
+    let body = toml::to_string_pretty(file).expect("clients always serialise");
+    write_atomic(path, format!("{HEADER}\n{body}").as_bytes()).map_err(|source| {
+        ClientsError::Write {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_shown_once_stored_hashed_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clients.toml");
+        let clients = Clients::new(&path);
+        let key = clients.add("claude").unwrap();
+        assert!(key.starts_with(KEY_PREFIX) && key.len() == KEY_PREFIX.len() + 43);
+        let stored = std::fs::read_to_string(&path).unwrap();
+        assert!(!stored.contains(key.as_str()), "only the digest is stored");
+        assert_eq!(
+            clients.authenticate(&key).unwrap().as_deref(),
+            Some("claude")
+        );
+        assert_eq!(clients.authenticate("mcpist_guess").unwrap(), None);
+        let other = clients.add("cursor").unwrap();
+        assert_ne!(key.as_str(), other.as_str());
+        assert!(matches!(
+            clients.add("claude"),
+            Err(ClientsError::Exists(_))
+        ));
+        assert!(matches!(
+            clients.add("bad name"),
+            Err(ClientsError::InvalidName(_))
+        ));
+        clients.remove("claude").unwrap();
+        assert_eq!(
+            clients.authenticate(&key).unwrap(),
+            None,
+            "removal takes effect at once"
+        );
+        let err = clients.remove("claude").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "there is no client named `claude`; clients: cursor"
+        );
+    }
+}

@@ -1,0 +1,157 @@
+"""Streamable HTTP with API keys, through the official Python MCP client.
+
+Each test starts `mcpist serve --http` on a free loopback port with clients
+registered by `mcpist client add`, and stops it afterwards.
+"""
+
+import asyncio
+import json
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from support import BINARY, env_for, mcpist, text_of
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def http_server(home):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [str(BINARY), "serve", "--http", f"127.0.0.1:{port}"],
+        env=env_for(home, MCPIST_LOG="info"),
+        stdin=subprocess.DEVNULL,
+        stderr=open(home / "serve.log", "w"),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx2.get(f"{base}/.well-known/oauth-protected-resource", timeout=1)
+                break
+            except httpx2.TransportError:
+                assert process.poll() is None, (home / "serve.log").read_text()
+                assert time.monotonic() < deadline, "mcpist serve --http did not start"
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def add_client(home, name):
+    return mcpist(home, "client", "add", name).stdout.strip()
+
+
+def connect(base, key):
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+    return Client(streamable_http_client(f"{base}/mcp", http_client=http))
+
+
+@pytest.mark.anyio
+async def test_an_authorised_client_lists_and_calls_and_is_audited_by_name(home):
+    key = add_client(home, "claude")
+    assert key.startswith("mcpist_")
+    assert key not in (home / "clients.toml").read_text(), "only the key's digest is stored"
+    with http_server(home) as base:
+        async with connect(base, key) as client:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            assert tools == {"get_module_schema", "call_module_tool"}
+            result = await client.call_tool(
+                "call_module_tool", {"module": "text", "tool": "count", "arguments": {"text": "over http"}}
+            )
+            assert not result.is_error, text_of(result)
+            assert result.structured_content["words"] == 2
+    (line,) = [json.loads(x) for x in (home / "audit.log").read_text().splitlines()]
+    assert (line["client"], line["tool"], line["outcome"]) == ("claude", "count", "ok")
+    assert "claude" in mcpist(home, "client", "list").stdout
+
+
+def test_no_key_or_a_wrong_key_gets_401_pointing_at_the_metadata(home):
+    key = add_client(home, "claude")
+    with http_server(home) as base:
+        missing = httpx2.post(f"{base}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+        assert missing.status_code == 401
+        challenge = missing.headers["www-authenticate"]
+        assert challenge == f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"'
+        assert "mcpist client add NAME" in missing.json()["error_description"]
+
+        metadata = httpx2.get(f"{base}/.well-known/oauth-protected-resource/mcp").json()
+        assert metadata["resource"] == f"{base}/mcp"
+        assert metadata["bearer_methods_supported"] == ["header"]
+
+        wrong = httpx2.post(
+            f"{base}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": "Bearer mcpist_not-a-key"}
+        )
+        assert wrong.status_code == 401 and 'error="invalid_token"' in wrong.headers["www-authenticate"]
+
+        good = httpx2.post(f"{base}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {key}"})
+        assert good.status_code == 200
+
+        # A revoked key is refused from the next request on, without a restart.
+        mcpist(home, "client", "remove", "claude")
+        revoked = httpx2.post(
+            f"{base}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {key}"}
+        )
+        assert revoked.status_code == 401
+
+
+def test_a_foreign_origin_is_forbidden_even_with_a_key(home):
+    key = add_client(home, "claude")
+    with http_server(home) as base:
+        headers = {**MCP_HEADERS, "Authorization": f"Bearer {key}", "Origin": "https://evil.example"}
+        foreign = httpx2.post(f"{base}/mcp", json=INITIALIZE, headers=headers)
+        assert foreign.status_code == 403
+        # DNS rebinding: a page on another name that resolves to 127.0.0.1.
+        rebound = httpx2.post(
+            f"{base}/mcp", json=INITIALIZE,
+            headers={**MCP_HEADERS, "Authorization": f"Bearer {key}", "Host": "attacker.example"},
+        )
+        assert rebound.status_code == 403
+
+
+@pytest.mark.anyio
+async def test_200_concurrent_calls_from_20_clients(home):
+    keys = [add_client(home, f"client-{i}") for i in range(20)]
+    with http_server(home) as base:
+
+        async def ten_calls(i, key):
+            async with connect(base, key) as client:
+                results = await asyncio.gather(*(
+                    client.call_tool(
+                        "call_module_tool",
+                        {"module": "text", "tool": "hash", "arguments": {"text": f"{i}-{n}"}},
+                    )
+                    for n in range(10)
+                ))
+            return results
+
+        everything = await asyncio.gather(*(ten_calls(i, key) for i, key in enumerate(keys)))
+    results = [r for batch in everything for r in batch]
+    assert len(results) == 200
+    assert not [text_of(r) for r in results if r.is_error]
+    lines = [json.loads(x) for x in (home / "audit.log").read_text().splitlines()]
+    assert len(lines) == 200
+    assert {line["client"] for line in lines} == {f"client-{i}" for i in range(20)}
+    assert mcpist(home, "audit", "verify").returncode == 0

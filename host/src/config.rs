@@ -19,6 +19,7 @@ use serde::Deserialize;
 use crate::audit::Fsync;
 use crate::broker::{BrokerSettings, DEFAULT_VAULT, VaultBackend};
 use crate::egress::HttpSettings;
+use crate::policy::{Mask, MaskFile};
 use crate::runtime::Limits;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,9 @@ struct ConfigFile {
     audit: AuditFile,
     #[serde(default)]
     serve: ServeFile,
+    /// Client name → what it may see.
+    #[serde(default)]
+    masks: BTreeMap<String, MaskFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +154,7 @@ pub struct Config {
     pub broker: BrokerSettings,
     pub audit: AuditSettings,
     pub serve: ServeSettings,
+    pub masks: BTreeMap<String, MaskFile>,
 }
 
 /// The Streamable HTTP endpoint (`mcpist serve --http`).
@@ -342,7 +347,18 @@ impl Config {
             allowed_hosts: file.serve.allowed_hosts.unwrap_or_default(),
             max_body_bytes: file.serve.max_body_kib.map_or(1 << 20, |k| k << 10),
         };
+        for (client, mask) in &file.masks {
+            if let Err(message) = Mask::compile(mask) {
+                return Err(ConfigError::Invalid {
+                    path: path.clone().unwrap_or_default(),
+                    line: locate_key(&text, &format!("[masks.{client}]")),
+                    key: format!("[masks.{client}] "),
+                    message,
+                });
+            }
+        }
         Ok(Config {
+            masks: file.masks,
             serve,
             audit,
             http,

@@ -10,6 +10,7 @@
 //! - [`catalog`]: the served modules and the one path every tool call takes;
 //! - [`mcp`]: the meta-tools over MCP (rmcp), on stdio and on Streamable
 //!   HTTP for clients holding an API key from [`clients`];
+//! - [`policy`]: per-client tool masks;
 //! - [`audit`]: the hash-chained record of every call;
 //! - [`config`], [`logging`], [`cli`]: the `mcpist` binary's edges.
 
@@ -23,5 +24,6 @@ pub mod config;
 pub mod egress;
 pub mod logging;
 pub mod mcp;
+pub mod policy;
 pub mod registry;
 pub mod runtime;

@@ -2,12 +2,17 @@
 running `mcpist` commands, and starting local upstream servers."""
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from mcp import StdioServerParameters
+import httpx2
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 REPO = Path(os.environ.get("MCPIST_REPO", Path(__file__).resolve().parents[2]))
 BINARY = Path(os.environ.get("MCPIST_BIN", REPO / "target" / "debug" / "mcpist"))
@@ -64,3 +69,44 @@ def python_upstream(name, tokens):
 
 def text_of(result):
     return "".join(block.text for block in result.content if block.type == "text")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def http_server(home):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [str(BINARY), "serve", "--http", f"127.0.0.1:{port}"],
+        env=env_for(home, MCPIST_LOG="info"),
+        stdin=subprocess.DEVNULL,
+        stderr=open(home / "serve.log", "w"),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx2.get(f"{base}/.well-known/oauth-protected-resource", timeout=1)
+                break
+            except httpx2.TransportError:
+                assert process.poll() is None, (home / "serve.log").read_text()
+                assert time.monotonic() < deadline, "mcpist serve --http did not start"
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def add_client(home, name):
+    return mcpist(home, "client", "add", name).stdout.strip()
+
+
+def connect(base, key):
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+    return Client(streamable_http_client(f"{base}/mcp", http_client=http))

@@ -13,7 +13,6 @@ into target/e2e-npm and passes its binary as OCTOKIT_FIXTURES_SERVER.
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from support import REPO, mcpist, serve, text_of
+from support import REPO, free_port, mcpist, serve, text_of
 
 SERVER = Path(
     os.environ.get(
@@ -33,12 +32,6 @@ SERVER = Path(
 )
 # The token in every recorded request.
 RECORDED_TOKEN = "0000000000000000000000000000000000000001"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

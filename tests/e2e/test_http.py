@@ -6,18 +6,11 @@ registered by `mcpist client add`, and stops it afterwards.
 
 import asyncio
 import json
-import socket
-import subprocess
-import time
-from contextlib import contextmanager
 
 import httpx2
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
-from support import BINARY, env_for, mcpist, text_of
+from support import add_client, connect, http_server, mcpist, text_of
 
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -26,47 +19,6 @@ INITIALIZE = {
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
 }
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def http_server(home):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [str(BINARY), "serve", "--http", f"127.0.0.1:{port}"],
-        env=env_for(home, MCPIST_LOG="info"),
-        stdin=subprocess.DEVNULL,
-        stderr=open(home / "serve.log", "w"),
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx2.get(f"{base}/.well-known/oauth-protected-resource", timeout=1)
-                break
-            except httpx2.TransportError:
-                assert process.poll() is None, (home / "serve.log").read_text()
-                assert time.monotonic() < deadline, "mcpist serve --http did not start"
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def add_client(home, name):
-    return mcpist(home, "client", "add", name).stdout.strip()
-
-
-def connect(base, key):
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
-    return Client(streamable_http_client(f"{base}/mcp", http_client=http))
 
 
 @pytest.mark.anyio

@@ -144,6 +144,16 @@ impl Accounts {
         Some(removed)
     }
 
+    /// Keep only the accounts of `service` whose names pass `keep` (the
+    /// other services' are untouched); the default goes if it is dropped.
+    pub fn retain_of(&mut self, service: &str, keep: impl Fn(&str) -> bool) {
+        self.accounts
+            .retain(|a| a.service != service || keep(&a.name));
+        if self.default_for(service).is_some_and(|d| !keep(d)) {
+            self.defaults.remove(service);
+        }
+    }
+
     pub fn set_default(&mut self, service: &str, name: &str) -> bool {
         if self.find(service, name).is_none() {
             return false;

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::broker::{Broker, BrokerError};
 use crate::egress::{CallEgress, Egress, ModulePolicy, OutboundRecord};
+use crate::policy::Mask;
 use crate::registry::manifest::ToolSpec;
 use crate::registry::{ModuleManifest, Scan};
 use crate::runtime::{CallContext, CallError, ModuleError, PreparedModule, Runtime, ToolOutput};
@@ -170,12 +171,27 @@ impl Catalog {
         self.modules.values()
     }
 
-    pub fn module(&self, name: &str) -> Result<&ServedModule, InvokeError> {
+    /// The modules `mask` shows: allowed, and with at least one shown tool.
+    pub fn visible<'a>(&'a self, mask: &'a Mask) -> impl Iterator<Item = &'a ServedModule> {
+        self.modules.values().filter(move |m| {
+            mask.shows_module(&m.manifest.name)
+                && m.tools()
+                    .any(|t| mask.shows_tool(&m.manifest.name, &t.spec))
+        })
+    }
+
+    /// A served module; one `mask` hides is answered as unknown, with the
+    /// same message a name that does not exist gets.
+    pub fn module(&self, name: &str, mask: &Mask) -> Result<&ServedModule, InvokeError> {
         self.modules
             .get(name)
+            .filter(|m| shown(m, mask))
             .ok_or_else(|| InvokeError::UnknownModule {
                 module: name.to_owned(),
-                available: self.modules.keys().cloned().collect(),
+                available: self
+                    .visible(mask)
+                    .map(|m| m.manifest.name.clone())
+                    .collect(),
             })
     }
 
@@ -183,21 +199,24 @@ impl Catalog {
         &self,
         module: &str,
         tool: &str,
+        mask: &Mask,
     ) -> Result<(&ServedModule, &ServedTool), InvokeError> {
-        let served = self.module(module)?;
-        let found = served
-            .tools
-            .get(tool)
-            .ok_or_else(|| InvokeError::UnknownTool {
-                module: module.to_owned(),
-                tool: tool.to_owned(),
-                available: served
-                    .manifest
-                    .tools
-                    .iter()
-                    .map(|t| t.name.clone())
-                    .collect(),
-            })?;
+        let served = self.module(module, mask)?;
+        let shown = |t: &&ServedTool| mask.shows_tool(module, &t.spec);
+        let found =
+            served
+                .tools
+                .get(tool)
+                .filter(shown)
+                .ok_or_else(|| InvokeError::UnknownTool {
+                    module: module.to_owned(),
+                    tool: tool.to_owned(),
+                    available: served
+                        .tools()
+                        .filter(shown)
+                        .map(|t| t.spec.name.clone())
+                        .collect(),
+                })?;
         Ok((served, found))
     }
 
@@ -210,7 +229,7 @@ impl Catalog {
         context: &CallContext,
     ) -> Result<ToolOutput, InvokeError> {
         let mut trace = CallTrace::default();
-        self.invoke_traced(module, tool, arguments, context, &mut trace)
+        self.invoke_traced(module, tool, arguments, context, &Mask::open(), &mut trace)
             .await
     }
 
@@ -222,9 +241,10 @@ impl Catalog {
         tool: &str,
         arguments: &Value,
         context: &CallContext,
+        mask: &Mask,
         trace: &mut CallTrace,
     ) -> Result<ToolOutput, InvokeError> {
-        let (served, found) = self.tool(module, tool)?;
+        let (served, found) = self.tool(module, tool, mask)?;
         trace.module_sha256 = Some(served.sha256.clone());
         found
             .input
@@ -248,9 +268,11 @@ impl Catalog {
                 )));
             }
         } else {
+            // The accounts this client may use; others look absent.
             let known = self
                 .broker
                 .accounts()
+                .map(|all| mask.accounts(&all))
                 .map_err(|e: BrokerError| refuse_account(e.to_string()))?;
             for service in services {
                 let account = Broker::resolve(&known, service, context.account.as_deref())
@@ -295,6 +317,12 @@ impl Catalog {
         }
         Ok(output)
     }
+}
+
+/// Whether `mask` shows the module: allowed, with at least one shown tool.
+fn shown(module: &ServedModule, mask: &Mask) -> bool {
+    let name = &module.manifest.name;
+    mask.shows_module(name) && module.tools().any(|t| mask.shows_tool(name, &t.spec))
 }
 
 fn serve(

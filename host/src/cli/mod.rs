@@ -19,6 +19,7 @@ use crate::config::{Config, Env};
 use crate::egress::Egress;
 use crate::mcp::Session;
 use crate::mcp::http::HttpServeSettings;
+use crate::policy::Masks;
 use crate::registry::{self, HostRule, Lock};
 use crate::runtime::Runtime;
 
@@ -278,10 +279,15 @@ async fn serve(config: &Config, http: Option<std::net::SocketAddr>) -> anyhow::R
     let catalog = Arc::new(Catalog::new(runtime, &scan, egress, broker));
     let audit = Arc::new(AuditLog::open(&config.audit.file, config.audit.fsync)?);
     tracing::info!(file = %audit.path().display(), "recording calls in the audit log");
+    let masks = Masks::compile(&config.masks).map_err(anyhow::Error::msg)?;
+    for client in config.masks.keys() {
+        tracing::info!(client, "tool mask configured");
+    }
     let session = Session {
         client: "stdio".to_owned(),
         audit,
         record_arguments: config.audit.arguments,
+        masks: Arc::new(masks),
     };
     match http {
         None => {

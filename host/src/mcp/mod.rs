@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{self, AuditLog, Outbound, Outcome, Record};
 use crate::catalog::{CallTrace, Catalog, InvokeError, ServedModule};
+use crate::policy::{Mask, Masks};
 use crate::runtime::{CallContext, ContentItem, ToolOutput};
 use meta_tools::{CALL_MODULE_TOOL, CallModuleToolArgs, GET_MODULE_SCHEMA, GetModuleSchemaArgs};
 
@@ -40,6 +41,8 @@ pub struct Session {
     pub audit: Arc<AuditLog>,
     /// Record arguments themselves, not only their digest.
     pub record_arguments: bool,
+    /// What each client may see.
+    pub masks: Arc<Masks>,
 }
 
 /// One MCP session's view of the host.
@@ -68,18 +71,23 @@ impl McpServer {
         Ok(())
     }
 
-    fn get_module_schema(&self, args: GetModuleSchemaArgs) -> CallToolResult {
+    fn get_module_schema(&self, args: GetModuleSchemaArgs, mask: &Mask) -> CallToolResult {
         let names = args.module.map(|m| m.into_vec()).unwrap_or_default();
         if names.is_empty() {
             let modules: Vec<Value> = self
                 .catalog
-                .modules()
+                .visible(mask)
                 .map(|m| {
+                    let name = &m.manifest.name;
                     json!({
-                        "name": m.manifest.name,
+                        "name": name,
                         "version": m.manifest.version,
                         "description": m.manifest.description,
-                        "tools": m.tools().map(|t| t.spec.name.as_str()).collect::<Vec<_>>(),
+                        "tools": m
+                            .tools()
+                            .filter(|t| mask.shows_tool(name, &t.spec))
+                            .map(|t| t.spec.name.as_str())
+                            .collect::<Vec<_>>(),
                     })
                 })
                 .collect();
@@ -87,8 +95,8 @@ impl McpServer {
         }
         let mut modules = Vec::with_capacity(names.len());
         for name in &names {
-            match self.catalog.module(name) {
-                Ok(module) => modules.push(module_schema(module, &self.catalog)),
+            match self.catalog.module(name, mask) {
+                Ok(module) => modules.push(module_schema(module, &self.catalog, mask)),
                 Err(error) => return tool_error(&error.to_string()),
             }
         }
@@ -107,9 +115,17 @@ impl McpServer {
             account: args.account.clone(),
             ..CallTrace::default()
         };
+        let mask = self.session.masks.of(&client);
         let result = self
             .catalog
-            .invoke_traced(&args.module, &args.tool, &arguments, &context, &mut trace)
+            .invoke_traced(
+                &args.module,
+                &args.tool,
+                &arguments,
+                &context,
+                &mask,
+                &mut trace,
+            )
             .await;
         let elapsed_us = started.elapsed().as_micros() as u64;
         let (outcome, reason) = match &result {
@@ -194,13 +210,13 @@ impl McpServer {
 }
 
 /// The accounts a module can act for, per service it uses: names only.
-fn module_accounts(module: &ServedModule, catalog: &Catalog) -> Value {
+fn module_accounts(module: &ServedModule, catalog: &Catalog, mask: &Mask) -> Value {
     let services = module.policy.services();
     if services.is_empty() {
         return Value::Null;
     }
     let accounts = match catalog.broker().accounts() {
-        Ok(accounts) => accounts,
+        Ok(accounts) => mask.accounts(&accounts),
         Err(error) => return json!({ "error": error.to_string() }),
     };
     services
@@ -223,9 +239,10 @@ fn module_accounts(module: &ServedModule, catalog: &Catalog) -> Value {
 }
 
 /// A module's tools with their schemas, as the model needs them to call.
-fn module_schema(module: &ServedModule, catalog: &Catalog) -> Value {
+fn module_schema(module: &ServedModule, catalog: &Catalog, mask: &Mask) -> Value {
     let tools: Vec<Value> = module
         .tools()
+        .filter(|t| mask.shows_tool(&module.manifest.name, &t.spec))
         .map(|t| {
             let f = t.spec.flags;
             let mut tool = json!({
@@ -253,7 +270,7 @@ fn module_schema(module: &ServedModule, catalog: &Catalog) -> Value {
         "sha256": module.sha256,
         "tools": tools,
     });
-    let accounts = module_accounts(module, catalog);
+    let accounts = module_accounts(module, catalog, mask);
     if !accounts.is_null() {
         schema["accounts"] = accounts;
     }
@@ -317,7 +334,7 @@ impl ServerHandler for McpServer {
         let arguments = Value::Object(request.arguments.unwrap_or_default());
         let result = match request.name.as_ref() {
             GET_MODULE_SCHEMA => match meta_tools::parse(arguments) {
-                Ok(args) => self.get_module_schema(args),
+                Ok(args) => self.get_module_schema(args, &self.session.masks.of(&client)),
                 Err(message) => tool_error(&message),
             },
             CALL_MODULE_TOOL => match meta_tools::parse(arguments.clone()) {

@@ -6,6 +6,7 @@ registered by `mcpist client add`, and stops it afterwards.
 
 import asyncio
 import json
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -107,3 +108,36 @@ async def test_200_concurrent_calls_from_20_clients(home):
     assert len(lines) == 200
     assert {line["client"] for line in lines} == {f"client-{i}" for i in range(20)}
     assert mcpist(home, "audit", "verify").returncode == 0
+
+
+def test_the_typescript_sdk_client_over_http(home):
+    """The official TypeScript SDK, as a second client implementation."""
+    import os
+    import subprocess
+
+    from support import REPO
+
+    modules = Path(os.environ.get("MCPIST_NPM", REPO / "target" / "e2e-npm")) / "node_modules"
+    if not (modules / "@modelcontextprotocol" / "sdk").is_dir():
+        pytest.fail(f"{modules}/@modelcontextprotocol/sdk is missing: run `cargo xtask test`, which installs it")
+    key = add_client(home, "ts")
+    with http_server(home) as base:
+        run = subprocess.run(
+            ["node", str(Path(__file__).parent / "ts_client.cjs"), f"{base}/mcp", key],
+            env={**os.environ, "NODE_PATH": str(modules)},
+            capture_output=True, text=True, timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        seen = json.loads(run.stdout)
+        assert seen["tools"] == ["call_module_tool", "get_module_schema"]
+        assert seen["count"] == {"bytes": 15, "chars": 15, "words": 2, "lines": 1}
+        assert seen["missing"]["isError"] is True
+        assert "module `text` has no tool `no_such_tool`" in seen["missing"]["text"]
+        refused = subprocess.run(
+            ["node", str(Path(__file__).parent / "ts_client.cjs"), f"{base}/mcp", "mcpist_wrong"],
+            env={**os.environ, "NODE_PATH": str(modules)},
+            capture_output=True, text=True, timeout=60,
+        )
+        assert refused.returncode != 0 and "401" in refused.stderr
+    lines = [json.loads(x) for x in (home / "audit.log").read_text().splitlines()]
+    assert {line["client"] for line in lines} == {"ts"}

@@ -229,6 +229,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
             .args(["-m", "pytest", "-q", "tests/e2e"])
             .env("MCPIST_BIN", binary)
             .env("MCPIST_REPO", root)
+            .env("MCPIST_NPM", &npm)
             .env(
                 "OCTOKIT_FIXTURES_SERVER",
                 npm.join("node_modules/.bin/octokit-fixtures-server"),
@@ -249,7 +250,8 @@ fn host_triple() -> anyhow::Result<String> {
         .context("`rustc -vV` names no host")
 }
 
-/// The npm packages of the end-to-end tests (tests/e2e/package.json, locked
+/// The npm packages of the end-to-end tests (recorded GitHub scenarios, the
+/// TypeScript MCP SDK: tests/e2e/package.json, locked
 /// by its package-lock.json), installed with `npm ci` into target/e2e-npm
 /// and reinstalled when the lock changes.
 fn npm_env(root: &Path) -> anyhow::Result<PathBuf> {

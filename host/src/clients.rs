@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::atomic_file::write_atomic;
+use crate::data_file::{self, Versioned};
 
 const FORMAT_VERSION: u32 = 1;
 
@@ -65,6 +65,13 @@ struct ClientsFile {
     version: u32,
     #[serde(default, rename = "client")]
     clients: Vec<Client>,
+}
+
+impl Versioned for ClientsFile {
+    const VERSION: u32 = FORMAT_VERSION;
+    fn version(&self) -> u32 {
+        self.version
+    }
 }
 
 /// The registered clients, as on disk.
@@ -173,44 +180,23 @@ fn check_name(name: &str) -> Result<(), ClientsError> {
 }
 
 fn load(path: &Path) -> Result<ClientsFile, ClientsError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(ClientsFile {
+    data_file::read(path)
+        .map(|file| {
+            file.unwrap_or(ClientsFile {
                 version: FORMAT_VERSION,
                 clients: Vec::new(),
-            });
-        }
-        Err(e) => {
-            return Err(ClientsError::Read {
-                path: path.to_owned(),
-                message: e.to_string(),
-            });
-        }
-    };
-    let file: ClientsFile = toml::from_str(&text).map_err(|e| ClientsError::Read {
-        path: path.to_owned(),
-        message: e.message().to_owned(),
-    })?;
-    if file.version != FORMAT_VERSION {
-        return Err(ClientsError::Read {
+            })
+        })
+        .map_err(|message| ClientsError::Read {
             path: path.to_owned(),
-            message: format!(
-                "format version {} is not supported (expected {FORMAT_VERSION}): upgrade mcpist",
-                file.version
-            ),
-        });
-    }
-    Ok(file)
+            message,
+        })
 }
 
 fn save(path: &Path, file: &ClientsFile) -> Result<(), ClientsError> {
-    let body = toml::to_string_pretty(file).expect("clients always serialise");
-    write_atomic(path, format!("{HEADER}\n{body}").as_bytes()).map_err(|source| {
-        ClientsError::Write {
-            path: path.to_owned(),
-            source,
-        }
+    data_file::write(path, HEADER, file).map_err(|source| ClientsError::Write {
+        path: path.to_owned(),
+        source,
     })
 }
 

@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod data_file;
 pub mod egress;
 pub mod logging;
 pub mod mcp;

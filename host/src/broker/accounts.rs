@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_file::write_atomic;
+use crate::data_file::{self, Versioned};
 
 const FORMAT_VERSION: u32 = 1;
 const HEADER: &str = "\
@@ -54,44 +54,30 @@ fn format_version() -> u32 {
     FORMAT_VERSION
 }
 
+impl Versioned for Accounts {
+    const VERSION: u32 = FORMAT_VERSION;
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
 impl Accounts {
     /// Read the file; a missing file means no accounts yet.
     pub fn load(path: &Path) -> Result<Accounts, AccountsError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Accounts::default()),
-            Err(e) => {
-                return Err(AccountsError::Read {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                });
-            }
-        };
-        let accounts: Accounts = toml::from_str(&text).map_err(|e| AccountsError::Read {
-            path: path.to_owned(),
-            message: e.message().to_owned(),
-        })?;
-        if accounts.version != FORMAT_VERSION {
-            return Err(AccountsError::Read {
+        data_file::read(path)
+            .map(Option::unwrap_or_default)
+            .map_err(|message| AccountsError::Read {
                 path: path.to_owned(),
-                message: format!(
-                    "format version {} is not supported (expected {FORMAT_VERSION}): upgrade mcpist",
-                    accounts.version
-                ),
-            });
-        }
-        Ok(accounts)
+                message,
+            })
     }
 
     pub fn save(&self, path: &Path) -> Result<(), AccountsError> {
         let mut repr = self.clone();
         repr.version = FORMAT_VERSION;
-        let body = toml::to_string_pretty(&repr).expect("accounts always serialise");
-        write_atomic(path, format!("{HEADER}\n{body}").as_bytes()).map_err(|source| {
-            AccountsError::Write {
-                path: path.to_owned(),
-                source,
-            }
+        data_file::write(path, HEADER, &repr).map_err(|source| AccountsError::Write {
+            path: path.to_owned(),
+            source,
         })
     }
 

@@ -6,20 +6,16 @@
 //! server runs takes effect at the next request.
 
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
-use std::time::SystemTime;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::data_file::{self, Versioned};
+use crate::data_file::{self, Cached, Versioned};
 
 const FORMAT_VERSION: u32 = 1;
 
-/// Modification time, length and inode of the file.
-type Stamp = (Option<SystemTime>, u64, u64);
 const HEADER: &str = "\
 # clients.toml: the MCP clients allowed over HTTP, by name, with the sha256 of
 # their API keys (never the keys). Written by `mcpist client ...`.
@@ -77,15 +73,15 @@ impl Versioned for ClientsFile {
 /// The registered clients, as on disk.
 pub struct Clients {
     path: PathBuf,
-    /// The file as last read, with what identifies that version of it.
-    cache: RwLock<(Option<Stamp>, Vec<Client>)>,
+    /// The file as last read, for `authenticate` on every request.
+    cache: Cached<ClientsFile>,
 }
 
 impl Clients {
     pub fn new(path: &Path) -> Clients {
         Clients {
             path: path.to_owned(),
-            cache: RwLock::new((None, Vec::new())),
+            cache: Cached::new(path),
         }
     }
 
@@ -136,29 +132,14 @@ impl Clients {
     /// The name of the client this key belongs to, if any. The stored
     /// digests are compared in constant time.
     pub fn authenticate(&self, key: &str) -> Result<Option<String>, ClientsError> {
-        self.refresh()?;
         let presented = digest(key);
-        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
-        Ok(cache
-            .1
+        Ok(self
+            .cache
+            .get(load)?
+            .clients
             .iter()
             .find(|c| constant_time_eq(c.key_sha256.as_bytes(), presented.as_bytes()))
             .map(|c| c.name.clone()))
-    }
-
-    /// Re-read the file if it changed since it was last read. Writes
-    /// replace the file (a new inode), so the stamp changes with every save.
-    fn refresh(&self) -> Result<(), ClientsError> {
-        let stamp = std::fs::metadata(&self.path).ok().map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            (m.modified().ok(), m.len(), m.ino())
-        });
-        if stamp.is_some() && self.cache.read().unwrap_or_else(|e| e.into_inner()).0 == stamp {
-            return Ok(());
-        }
-        let clients = load(&self.path)?.clients;
-        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = (stamp, clients);
-        Ok(())
     }
 }
 

@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use crate::data_file::Cached;
+
 pub use accounts::{Account, Accounts, AccountsError};
 pub use vault::{Vault, VaultError};
 
@@ -86,7 +88,7 @@ pub enum BrokerError {
 }
 
 pub struct Broker {
-    accounts_file: PathBuf,
+    accounts: Cached<Accounts>,
     vaults: BTreeMap<String, Arc<dyn Vault>>,
     routes: BTreeMap<String, String>,
 }
@@ -125,16 +127,17 @@ impl Broker {
         routes: BTreeMap<String, String>,
     ) -> Broker {
         Broker {
-            accounts_file,
+            accounts: Cached::new(&accounts_file),
             vaults,
             routes,
         }
     }
 
-    /// The accounts as they are on disk now: the file is re-read so that
-    /// accounts added while the server runs are usable at once.
+    /// The accounts as they are on disk now: the file is read again when it
+    /// changes, so that accounts added while the server runs are usable at
+    /// once.
     pub fn accounts(&self) -> Result<Accounts, BrokerError> {
-        Ok(Accounts::load(&self.accounts_file)?)
+        Ok(self.accounts.get(Accounts::load)?.as_ref().clone())
     }
 
     /// The vault new accounts of `service` are stored in.
@@ -235,7 +238,7 @@ impl Broker {
         if make_default {
             accounts.set_default(service, name);
         }
-        accounts.save(&self.accounts_file)?;
+        accounts.save(self.accounts.path())?;
         Ok(account)
     }
 
@@ -247,7 +250,7 @@ impl Broker {
             vault.delete(&account.reference).await?;
         }
         accounts.remove(service, name);
-        accounts.save(&self.accounts_file)?;
+        accounts.save(self.accounts.path())?;
         Ok(account)
     }
 
@@ -255,12 +258,8 @@ impl Broker {
         let mut accounts = self.accounts()?;
         Broker::resolve(&accounts, service, Some(name))?;
         accounts.set_default(service, name);
-        accounts.save(&self.accounts_file)?;
+        accounts.save(self.accounts.path())?;
         Ok(())
-    }
-
-    pub fn vault(&self, name: &str) -> Option<&Arc<dyn Vault>> {
-        self.vaults.get(name)
     }
 }
 

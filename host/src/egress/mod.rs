@@ -321,10 +321,6 @@ impl CallEgress {
         }
     }
 
-    pub fn module(&self) -> &str {
-        &self.policy.module
-    }
-
     /// The log of the requests this call sends.
     pub fn outbound(&self) -> OutboundLog {
         self.outbound.clone()

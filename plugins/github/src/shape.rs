@@ -63,56 +63,44 @@ fn body_into(out: &mut Map<String, Value>, body: Option<&Value>, max: Option<usi
     }
 }
 
+/// The fields of a repository in a list.
+const REPO_SUMMARY: &[&str] = &[
+    "full_name",
+    "description",
+    "private",
+    "visibility",
+    "fork",
+    "archived",
+    "default_branch",
+    "language",
+    "stargazers_count",
+    "open_issues_count",
+    "updated_at",
+    "pushed_at",
+    "html_url",
+];
+
 /// A repository in a list.
 pub fn repo_summary(repo: &Value) -> Value {
-    Value::Object(pick(
-        repo,
-        &[
-            "full_name",
-            "description",
-            "private",
-            "visibility",
-            "fork",
-            "archived",
-            "default_branch",
-            "language",
-            "stargazers_count",
-            "open_issues_count",
-            "updated_at",
-            "pushed_at",
-            "html_url",
-        ],
-    ))
+    Value::Object(pick(repo, REPO_SUMMARY))
 }
 
 /// A repository on its own: the summary and more.
 pub fn repo_detail(repo: &Value) -> Value {
-    let mut out = pick(
+    let mut out = pick(repo, REPO_SUMMARY);
+    out.extend(pick(
         repo,
         &[
-            "full_name",
-            "description",
-            "private",
-            "visibility",
-            "fork",
-            "archived",
-            "default_branch",
-            "language",
             "topics",
             "homepage",
-            "stargazers_count",
             "forks_count",
             "watchers_count",
             "subscribers_count",
-            "open_issues_count",
             "has_issues",
             "created_at",
-            "updated_at",
-            "pushed_at",
-            "html_url",
             "permissions",
         ],
-    );
+    ));
     out.insert("owner".into(), login(repo.get("owner")));
     if let Some(license) = repo.get("license").filter(|l| !l.is_null()) {
         out.insert(

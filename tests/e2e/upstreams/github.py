@@ -20,10 +20,8 @@ import base64
 import copy
 import hashlib
 import json
-import sys
 import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import serving
@@ -340,37 +338,16 @@ def int_param(query, name, default, lo, hi):
     return max(lo, min(hi, value))
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(serving.ApiHandler):
+    log_name = "github.py"
     server_version = "GitHub.com"
 
     def version_string(self):
         return self.server_version
 
     # Set on the class by main().
-    tokens = {}
     world = {}
     lock = threading.Lock()
-    verbose = False
-
-    def log_message(self, fmt, *args):
-        if self.verbose:
-            sys.stderr.write("github.py: " + (fmt % args) + "\n")
-
-    def do_GET(self):
-        self.handle_api("GET")
-
-    def do_POST(self):
-        self.handle_api("POST")
-
-    def do_PATCH(self):
-        self.handle_api("PATCH")
-
-    def do_PUT(self):
-        self.handle_api("PUT")
-
-    def do_DELETE(self):
-        self.handle_api("DELETE")
 
     # -- plumbing ----------------------------------------------------------
 

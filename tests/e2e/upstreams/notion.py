@@ -39,7 +39,6 @@ import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 from functools import cmp_to_key
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
 import serving
@@ -943,32 +942,11 @@ def sort_rows(db, rows, sorts):
 # --------------------------------------------------------------------------
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(serving.ApiHandler):
+    log_name = "notion upstream"
     server_version = "notion-test-upstream"
     sys_version = ""
-    tokens = {}
     workspaces = {}
-    verbose = False
-
-    def log_message(self, fmt, *args):
-        if self.verbose:
-            sys.stderr.write("notion upstream: " + (fmt % args) + "\n")
-
-    def do_GET(self):
-        self.handle_api("GET")
-
-    def do_POST(self):
-        self.handle_api("POST")
-
-    def do_PATCH(self):
-        self.handle_api("PATCH")
-
-    def do_DELETE(self):
-        self.handle_api("DELETE")
-
-    def do_PUT(self):
-        self.handle_api("PUT")
 
     def send_json(self, status, body, headers=()):
         data = json.dumps(body, ensure_ascii=False).encode()

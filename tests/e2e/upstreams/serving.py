@@ -5,7 +5,42 @@ exactly one line, `listening on <port>`. Python standard library only."""
 import argparse
 import json
 import signal
-from http.server import ThreadingHTTPServer
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class ApiHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive; every method goes to `handle_api(method)`;
+    request logging on stderr only with --verbose."""
+
+    protocol_version = "HTTP/1.1"
+    # Prefix of the log lines.
+    log_name = "upstream"
+    # Set on the class by main().
+    tokens = {}
+    verbose = False
+
+    def log_message(self, fmt, *args):
+        if self.verbose:
+            sys.stderr.write(f"{self.log_name}: " + (fmt % args) + "\n")
+
+    def do_GET(self):
+        self.handle_api("GET")
+
+    def do_POST(self):
+        self.handle_api("POST")
+
+    def do_PATCH(self):
+        self.handle_api("PATCH")
+
+    def do_PUT(self):
+        self.handle_api("PUT")
+
+    def do_DELETE(self):
+        self.handle_api("DELETE")
+
+    def handle_api(self, method):
+        raise NotImplementedError
 
 
 def parse_args(description, tokens_help, tokens_mean):

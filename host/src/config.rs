@@ -19,7 +19,8 @@ use serde::Deserialize;
 use crate::audit::Fsync;
 use crate::broker::{BrokerSettings, DEFAULT_VAULT, VaultBackend};
 use crate::egress::HttpSettings;
-use crate::policy::{Mask, MaskFile};
+use crate::oauth::{JwtSettings, check_key_source_url};
+use crate::policy::{AccountMaskFiles, MaskFile, Masks};
 use crate::runtime::Limits;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +72,9 @@ struct ConfigFile {
     /// Client name → what it may see.
     #[serde(default)]
     masks: BTreeMap<String, MaskFile>,
+    /// Service → account → what may act for it.
+    #[serde(default)]
+    account_masks: AccountMaskFiles,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +84,24 @@ struct ServeFile {
     allowed_origins: Option<Vec<String>>,
     allowed_hosts: Option<Vec<String>>,
     max_body_kib: Option<usize>,
+    /// The URL clients reach `/mcp` at, when it is not `http://BIND/mcp`
+    /// (behind a reverse proxy).
+    resource: Option<String>,
+    jwt: Option<JwtFile>,
+}
+
+/// Access tokens from the owner's identity provider (see [`crate::oauth`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JwtFile {
+    issuer: String,
+    jwks_uri: Option<String>,
+    audience: Option<String>,
+    client_claim: Option<String>,
+    required_scopes: Option<Vec<String>>,
+    leeway_secs: Option<u64>,
+    jwks_max_age_secs: Option<u64>,
+    jwks_min_refresh_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +177,7 @@ pub struct Config {
     pub audit: AuditSettings,
     pub serve: ServeSettings,
     pub masks: BTreeMap<String, MaskFile>,
+    pub account_masks: AccountMaskFiles,
 }
 
 /// The Streamable HTTP endpoint (`mcpist serve --http`).
@@ -165,6 +188,8 @@ pub struct ServeSettings {
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub max_body_bytes: usize,
+    pub resource: Option<String>,
+    pub jwt: Option<JwtSettings>,
 }
 
 /// Where and how calls are recorded (see [`crate::audit`]).
@@ -346,19 +371,61 @@ impl Config {
             allowed_origins: file.serve.allowed_origins.unwrap_or_default(),
             allowed_hosts: file.serve.allowed_hosts.unwrap_or_default(),
             max_body_bytes: file.serve.max_body_kib.map_or(1 << 20, |k| k << 10),
+            resource: file.serve.resource,
+            jwt: None,
         };
-        for (client, mask) in &file.masks {
-            if let Err(message) = Mask::compile(mask) {
-                return Err(ConfigError::Invalid {
-                    path: path.clone().unwrap_or_default(),
-                    line: locate_key(&text, &format!("[masks.{client}]")),
-                    key: format!("[masks.{client}] "),
-                    message,
-                });
+        let invalid = |section: &str, key: &str, message: String| ConfigError::Invalid {
+            path: path.clone().unwrap_or_default(),
+            line: locate_key(&text, section),
+            key: format!("key `{key}`: "),
+            message,
+        };
+        if let Some(resource) = &serve.resource {
+            match url::Url::parse(resource) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+                _ => {
+                    return Err(invalid(
+                        "[serve]",
+                        "serve.resource",
+                        format!("{resource:?} is not an http(s) URL"),
+                    ));
+                }
             }
+        }
+        let mut serve = serve;
+        if let Some(jwt) = file.serve.jwt {
+            for (key, url) in [
+                ("issuer", Some(&jwt.issuer)),
+                ("jwks_uri", jwt.jwks_uri.as_ref()),
+            ] {
+                if let Some(Err(message)) = url.map(|u| check_key_source_url(u)) {
+                    return Err(invalid("[serve.jwt]", &format!("serve.jwt.{key}"), message));
+                }
+            }
+            serve.jwt = Some(JwtSettings {
+                issuer: jwt.issuer,
+                jwks_uri: jwt.jwks_uri,
+                audience: jwt.audience,
+                client_claim: jwt.client_claim.unwrap_or_else(|| "client_id".to_owned()),
+                required_scopes: jwt.required_scopes.unwrap_or_default(),
+                leeway: Duration::from_secs(jwt.leeway_secs.unwrap_or(30)),
+                jwks_max_age: Duration::from_secs(jwt.jwks_max_age_secs.unwrap_or(600)),
+                jwks_min_refresh: Duration::from_secs(jwt.jwks_min_refresh_secs.unwrap_or(10)),
+            });
+        }
+        if let Err(message) = Masks::compile(&file.masks, &file.account_masks) {
+            // The message starts with the table at fault: `[masks.NAME] ...`.
+            let table = message.split_once(' ').map_or("", |(t, _)| t);
+            return Err(ConfigError::Invalid {
+                path: path.clone().unwrap_or_default(),
+                line: locate_key(&text, table),
+                key: String::new(),
+                message,
+            });
         }
         Ok(Config {
             masks: file.masks,
+            account_masks: file.account_masks,
             serve,
             audit,
             http,

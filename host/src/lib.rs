@@ -9,7 +9,8 @@
 //!   injected by the host, secrets redacted from what comes back;
 //! - [`catalog`]: the served modules and the one path every tool call takes;
 //! - [`mcp`]: the meta-tools over MCP (rmcp), on stdio and on Streamable
-//!   HTTP for clients holding an API key from [`clients`];
+//!   HTTP for clients holding an API key from [`clients`] or an access
+//!   token from the owner's identity provider ([`oauth`]);
 //! - [`policy`]: per-client tool masks;
 //! - [`audit`]: the hash-chained record of every call;
 //! - [`config`], [`logging`], [`cli`]: the `mcpist` binary's edges.
@@ -25,6 +26,7 @@ pub mod data_file;
 pub mod egress;
 pub mod logging;
 pub mod mcp;
+pub mod oauth;
 pub mod policy;
 pub mod registry;
 pub mod runtime;

@@ -78,8 +78,8 @@ def free_port():
 
 
 @contextmanager
-def http_server(home):
-    port = free_port()
+def http_server(home, port=None):
+    port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [str(BINARY), "serve", "--http", f"127.0.0.1:{port}"],

@@ -93,3 +93,41 @@ def test_a_bad_mask_is_reported_with_its_line(home):
     result = mcpist(home, "plugins", "list", check=False)
     assert result.returncode != 0
     assert "mcpist.toml:4: [masks.reader] modules: \"[\" is not a valid glob" in result.stderr
+
+
+@pytest.mark.anyio
+async def test_an_account_mask_limits_what_may_act_for_that_account(home):
+    (home / "mcpist.toml").write_text(
+        """
+[account_masks.github.work]
+read_only = true
+
+[account_masks.github.personal]
+clients = ["reader"]
+deny_tools = ["github.create_*"]
+"""
+    )
+    for name, token in [("personal", "ghp_personal_1"), ("work", "ghp_work_2")]:
+        mcpist(home, "account", "add", "github", name, stdin=token)
+    issue = {"owner": "o", "repo": "r", "title": "t"}
+    async with Client(serve(home)) as owner:
+        # The tool stays visible: another account may run it.
+        assert "create_issue" in (await catalog(owner))["github"]
+        refused = await call(owner, "github", "create_issue", issue, account="work")
+        assert refused.is_error
+        assert "the github account `work` is masked for `github.create_issue`: only read-only tools" in text_of(refused)
+        # Not masked: these get as far as the network (no upstream here).
+        for tool, args, account in [("get_repository", {"owner": "o", "repo": "r"}, "work"), ("create_issue", issue, "personal")]:
+            result = await call(owner, "github", tool, args, account=account)
+            assert "masked" not in text_of(result), text_of(result)
+
+    reader_key = add_client(home, "reader")
+    with http_server(home) as base:
+        async with connect(base, reader_key) as reader:
+            refused = await call(reader, "github", "create_issue", issue, account="personal")
+            assert "the github account `personal` is masked for `github.create_issue`: the tool is denied" in text_of(refused)
+    import json
+
+    lines = [json.loads(x) for x in (home / "audit.log").read_text().splitlines()]
+    refusals = [(x["client"], x["account"], x["outcome"]) for x in lines if "masked" in x.get("reason", "")]
+    assert refusals == [("stdio", "work", "refused"), ("reader", "personal", "refused")], lines

@@ -251,7 +251,8 @@ fn host_triple() -> anyhow::Result<String> {
 }
 
 /// The npm packages of the end-to-end tests (recorded GitHub scenarios, the
-/// TypeScript MCP SDK: tests/e2e/package.json, locked
+/// TypeScript MCP SDK, an OpenID provider with the Node 22 it needs:
+/// tests/e2e/package.json, locked
 /// by its package-lock.json), installed with `npm ci` into target/e2e-npm
 /// and reinstalled when the lock changes.
 fn npm_env(root: &Path) -> anyhow::Result<PathBuf> {

@@ -277,6 +277,11 @@ impl Catalog {
             for service in services {
                 let account = Broker::resolve(&known, service, context.account.as_deref())
                     .map_err(|e| refuse_account(e.to_string()))?;
+                if let Some(reason) =
+                    mask.account_refusal(service, &account.name, module, &found.spec)
+                {
+                    return Err(refuse_account(reason));
+                }
                 accounts.insert(service.to_owned(), account);
             }
         }

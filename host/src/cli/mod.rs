@@ -279,9 +279,14 @@ async fn serve(config: &Config, http: Option<std::net::SocketAddr>) -> anyhow::R
     let catalog = Arc::new(Catalog::new(runtime, &scan, egress, broker));
     let audit = Arc::new(AuditLog::open(&config.audit.file, config.audit.fsync)?);
     tracing::info!(file = %audit.path().display(), "recording calls in the audit log");
-    let masks = Masks::compile(&config.masks).map_err(anyhow::Error::msg)?;
+    let masks = Masks::compile(&config.masks, &config.account_masks).map_err(anyhow::Error::msg)?;
     for client in config.masks.keys() {
         tracing::info!(client, "tool mask configured");
+    }
+    for (service, accounts) in &config.account_masks {
+        for account in accounts.keys() {
+            tracing::info!(service, account, "account mask configured");
+        }
     }
     let session = Session {
         client: "stdio".to_owned(),
@@ -306,9 +311,13 @@ async fn serve(config: &Config, http: Option<std::net::SocketAddr>) -> anyhow::R
                 allowed_origins: config.serve.allowed_origins.clone(),
                 allowed_hosts: config.serve.allowed_hosts.clone(),
                 max_body_bytes: config.serve.max_body_bytes,
+                resource: config.serve.resource.clone(),
+                jwt: config.serve.jwt.clone(),
             };
             let clients = Arc::new(Clients::new(&config.serve.clients_file));
-            if clients.list()?.is_empty() {
+            if let Some(jwt) = &config.serve.jwt {
+                tracing::info!(issuer = %jwt.issuer, resource = %settings.resource(), "accepting access tokens from the identity provider");
+            } else if clients.list()?.is_empty() {
                 tracing::warn!(
                     "no client is registered, so every request will be refused: add one with `mcpist client add NAME`"
                 );

@@ -3,11 +3,13 @@
 //!
 //! rmcp's Streamable HTTP service speaks the protocol (sessions,
 //! `MCP-Protocol-Version`, SSE) and checks `Host` (DNS rebinding), `Origin`
-//! and the body size. In front of it, every request must carry an API key
-//! the owner issued (`Authorization: Bearer mcpist_...`); without one the
-//! answer is 401 with a `WWW-Authenticate` header pointing at this server's
-//! Protected Resource Metadata (RFC 9728), as the MCP authorization spec
-//! asks.
+//! and the body size. In front of it, every request must carry a bearer
+//! token: an API key the owner issued (`mcpist_...`), or, when `[serve.jwt]`
+//! names the owner's identity provider, an access token it issued for this
+//! server ([`crate::oauth`]). Without one the answer is 401 with a
+//! `WWW-Authenticate` header pointing at this server's Protected Resource
+//! Metadata (RFC 9728), which names that identity provider, as the MCP
+//! authorization spec asks.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,7 +26,8 @@ use serde_json::json;
 
 use super::{McpServer, Session};
 use crate::catalog::Catalog;
-use crate::clients::Clients;
+use crate::clients::{Clients, KEY_PREFIX};
+use crate::oauth::{JwtSettings, Refusal, TokenValidator};
 
 /// Where MCP is served.
 pub const MCP_PATH: &str = "/mcp";
@@ -43,6 +46,19 @@ pub struct HttpServeSettings {
     /// reached by another name (behind a proxy, on a LAN).
     pub allowed_hosts: Vec<String>,
     pub max_body_bytes: usize,
+    /// The URL clients use for `/mcp`; `http://BIND/mcp` when absent.
+    pub resource: Option<String>,
+    /// Accept access tokens from this identity provider too.
+    pub jwt: Option<JwtSettings>,
+}
+
+impl HttpServeSettings {
+    /// This server's resource URI (RFC 8707), the audience of its tokens.
+    pub fn resource(&self) -> String {
+        self.resource
+            .clone()
+            .unwrap_or_else(|| format!("http://{}{MCP_PATH}", self.bind))
+    }
 }
 
 /// The client a request was authenticated as; the auth layer puts it in the
@@ -52,20 +68,21 @@ pub struct ClientName(pub String);
 
 struct Gate {
     clients: Arc<Clients>,
-    /// The `WWW-Authenticate` value of a 401.
-    challenge: HeaderValue,
+    tokens: Option<TokenValidator>,
+    /// The `WWW-Authenticate` parameters every refusal carries.
+    challenge: String,
 }
 
-/// The router: `/mcp` behind the API-key check, and the metadata document.
+/// The router: `/mcp` behind the bearer-token check, and the metadata
+/// document.
 pub fn router(
     catalog: Arc<Catalog>,
     session: Session,
     clients: Arc<Clients>,
     settings: &HttpServeSettings,
-) -> Router {
-    let base = format!("http://{}", settings.bind);
-    let resource = format!("{base}{MCP_PATH}");
-    let metadata_url = format!("{base}{METADATA_PATH}{MCP_PATH}");
+) -> anyhow::Result<Router> {
+    let resource = settings.resource();
+    let metadata_url = metadata_url(&resource)?;
     let mut hosts = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
@@ -82,25 +99,56 @@ pub fn router(
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let gate = Arc::new(Gate {
-        clients,
-        challenge: HeaderValue::from_str(&format!("Bearer resource_metadata=\"{metadata_url}\""))
-            .expect("the metadata URL is a valid header value"),
-    });
-    let metadata = Json(json!({
+    let tokens = settings
+        .jwt
+        .clone()
+        .map(|jwt| TokenValidator::new(jwt, &resource))
+        .transpose()?;
+    let mut metadata = json!({
         "resource": resource,
         "resource_name": "MCPist",
         "bearer_methods_supported": ["header"],
-    }));
+    });
+    let mut challenge = format!("Bearer resource_metadata=\"{metadata_url}\"");
+    if let Some(tokens) = &tokens {
+        metadata["authorization_servers"] = json!([tokens.issuer()]);
+        if !tokens.required_scopes().is_empty() {
+            metadata["scopes_supported"] = json!(tokens.required_scopes());
+            challenge.push_str(&format!(
+                ", scope=\"{}\"",
+                tokens.required_scopes().join(" ")
+            ));
+        }
+    }
+    HeaderValue::from_str(&challenge)
+        .map_err(|_| anyhow::anyhow!("the resource URL {resource:?} cannot go in a header"))?;
+    let gate = Arc::new(Gate {
+        clients,
+        tokens,
+        challenge,
+    });
+    let metadata = Json(metadata);
     let metadata = move || {
         let metadata = metadata.clone();
         async move { metadata }
     };
-    Router::new()
+    Ok(Router::new()
         .nest_service(MCP_PATH, service)
         .layer(axum::middleware::from_fn_with_state(gate, authenticate))
         .route(METADATA_PATH, get(metadata.clone()))
-        .route(&format!("{METADATA_PATH}{MCP_PATH}"), get(metadata))
+        .route(&format!("{METADATA_PATH}{MCP_PATH}"), get(metadata)))
+}
+
+/// RFC 9728 §3.1: the well-known path goes between the resource's origin
+/// and its path.
+fn metadata_url(resource: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(resource)
+        .map_err(|e| anyhow::anyhow!("the resource URL {resource:?} is not valid: {e}"))?;
+    Ok(format!(
+        "{}{METADATA_PATH}{}",
+        url.origin().ascii_serialization(),
+        url.path().trim_end_matches('/')
+    ))
 }
 
 /// Serve until Ctrl-C (or SIGTERM).
@@ -120,7 +168,7 @@ pub async fn serve(
         bind: bound,
         ..settings.clone()
     };
-    let app = router(catalog, session, clients, &settings);
+    let app = router(catalog, session, clients, &settings)?;
     tracing::info!(url = %format!("http://{bound}{MCP_PATH}"), "MCP server ready on Streamable HTTP");
     // A sequential client sends its next request only after reading the
     // answer: without TCP_NODELAY, Nagle's algorithm and delayed ACKs add
@@ -152,7 +200,8 @@ async fn shutdown() {
     let _ = interrupt.await;
 }
 
-/// Let a request through only with a registered client's key.
+/// Let a request through only with a registered client's key or a valid
+/// access token.
 async fn authenticate(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {
     let presented = request
         .headers()
@@ -162,52 +211,80 @@ async fn authenticate(State(gate): State<Arc<Gate>>, mut request: Request, next:
             let (scheme, key) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
         });
-    let Some(key) = presented else {
-        return unauthorized(&gate, None);
+    let Some(presented) = presented else {
+        return refuse(&gate, None, &no_credentials(&gate));
     };
-    match gate.clients.authenticate(key) {
-        Ok(Some(name)) => {
-            request.extensions_mut().insert(ClientName(name));
-            next.run(request).await
+    let client = match &gate.tokens {
+        Some(tokens) if !presented.starts_with(KEY_PREFIX) => {
+            match tokens.validate(presented).await {
+                Ok(client) => client,
+                Err(error) => {
+                    tracing::warn!("refused an HTTP request's access token: {error}");
+                    return match error.refusal() {
+                        Refusal::Unavailable => server_error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            &format!("{error}; try again later"),
+                        ),
+                        refusal => refuse(&gate, Some(refusal), &error.to_string()),
+                    };
+                }
+            }
         }
-        Ok(None) => {
-            tracing::warn!("refused an HTTP request with an unknown API key");
-            unauthorized(&gate, Some("invalid_token"))
-        }
-        Err(error) => {
-            tracing::error!("{error}");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"error": "the server cannot read its client list; see its log"})),
-            )
-                .into_response()
-        }
-    }
+        _ => match gate.clients.authenticate(presented) {
+            Ok(Some(name)) => name,
+            Ok(None) => {
+                tracing::warn!("refused an HTTP request with an unknown API key");
+                return refuse(
+                    &gate,
+                    Some(Refusal::InvalidToken),
+                    "the API key is not valid (revoked, or never issued): ask the owner for a key made with `mcpist client add NAME`",
+                );
+            }
+            Err(error) => {
+                tracing::error!("{error}");
+                return server_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the server cannot read its client list; see its log",
+                );
+            }
+        },
+    };
+    request.extensions_mut().insert(ClientName(client));
+    next.run(request).await
 }
 
-fn unauthorized(gate: &Gate, error: Option<&str>) -> Response {
+fn no_credentials(gate: &Gate) -> String {
+    let mut message = "this server needs a bearer token: send `Authorization: Bearer <API key>`; the owner issues keys with `mcpist client add NAME`".to_owned();
+    if let Some(tokens) = &gate.tokens {
+        message.push_str(&format!(
+            ", or an access token from {} for this server",
+            tokens.issuer()
+        ));
+    }
+    message
+}
+
+/// 401 (no or a bad token) or 403 (a token without the scopes needed), with
+/// the `WWW-Authenticate` header of RFC 6750 and RFC 9728.
+fn refuse(gate: &Gate, refusal: Option<Refusal>, description: &str) -> Response {
+    let (status, error) = match refusal {
+        None => (StatusCode::UNAUTHORIZED, None),
+        Some(Refusal::InsufficientScope) => (StatusCode::FORBIDDEN, Some("insufficient_scope")),
+        Some(_) => (StatusCode::UNAUTHORIZED, Some("invalid_token")),
+    };
     let mut challenge = gate.challenge.clone();
     if let Some(error) = error {
-        let value = format!(
-            "{}, error=\"{error}\"",
-            gate.challenge.to_str().unwrap_or("")
-        );
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            challenge = value;
-        }
+        challenge.push_str(&format!(", error=\"{error}\""));
     }
-    let message = match error {
-        None => {
-            "this server needs an API key: send `Authorization: Bearer <key>`; the owner issues one with `mcpist client add NAME`"
-        }
-        Some(_) => {
-            "the API key is not valid (revoked, or never issued): ask the owner for a key made with `mcpist client add NAME`"
-        }
-    };
+    let challenge = HeaderValue::from_str(&challenge).expect("checked when the router was made");
     (
-        StatusCode::UNAUTHORIZED,
+        status,
         [(header::WWW_AUTHENTICATE, challenge)],
-        Json(json!({ "error": "unauthorized", "error_description": message })),
+        Json(json!({ "error": error.unwrap_or("unauthorized"), "error_description": description })),
     )
         .into_response()
+}
+
+fn server_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
 }

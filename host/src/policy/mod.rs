@@ -1,11 +1,17 @@
 //! What each client may see and call: tool masks, configured per client in
-//! `mcpist.toml` (`[masks.NAME]`; `stdio` is the local owner).
+//! `mcpist.toml` (`[masks.NAME]`; `stdio` is the local owner), and per
+//! account (`[account_masks.SERVICE.ACCOUNT]`).
 //!
 //! A masked module or tool is invisible: absent from `get_module_schema`,
 //! and `call_module_tool` answers exactly as it does for a name that does
 //! not exist. A client without a mask sees everything that is served.
+//!
+//! An account mask limits what may act for one account (the work GitHub
+//! account: read-only tools only), for every client or for the clients it
+//! names. The tools stay visible, since other accounts may run them; a call
+//! that would act for the account against its mask is refused, saying why.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -14,7 +20,7 @@ use serde::Deserialize;
 use crate::broker::Accounts;
 use crate::registry::manifest::ToolSpec;
 
-/// A mask as written in `mcpist.toml`.
+/// A client's mask as written in `mcpist.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaskFile {
@@ -38,15 +44,87 @@ pub struct MaskFile {
     pub accounts: BTreeMap<String, Vec<String>>,
 }
 
-/// A compiled mask.
+/// An account's mask as written in `mcpist.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountMaskFile {
+    /// The clients it applies to; every client when absent.
+    pub clients: Option<Vec<String>>,
+    /// Tools that may act for the account, as `module.tool` globs; all when
+    /// absent.
+    pub tools: Option<Vec<String>>,
+    /// Tools that may not, even if allowed by `tools`.
+    #[serde(default)]
+    pub deny_tools: Vec<String>,
+    /// Only tools flagged read-only.
+    #[serde(default)]
+    pub read_only: bool,
+    /// No tool flagged destructive.
+    #[serde(default)]
+    pub no_destructive: bool,
+}
+
+/// Which tools may pass: by name (globs) and by flags.
 #[derive(Debug, Clone, Default)]
-pub struct Mask {
-    modules: Option<GlobSet>,
+struct ToolRule {
     tools: Option<GlobSet>,
     deny: Option<GlobSet>,
     read_only: bool,
     no_destructive: bool,
+}
+
+fn glob_set(globs: &[String], what: &str) -> Result<GlobSet, String> {
+    let mut builder = GlobSetBuilder::new();
+    for glob in globs {
+        builder.add(
+            Glob::new(glob).map_err(|e| format!("{what}: {glob:?} is not a valid glob: {e}"))?,
+        );
+    }
+    builder.build().map_err(|e| format!("{what}: {e}"))
+}
+
+impl ToolRule {
+    fn compile(
+        tools: Option<&[String]>,
+        deny_tools: &[String],
+        read_only: bool,
+        no_destructive: bool,
+    ) -> Result<ToolRule, String> {
+        Ok(ToolRule {
+            tools: tools.map(|g| glob_set(g, "tools")).transpose()?,
+            deny: (!deny_tools.is_empty())
+                .then(|| glob_set(deny_tools, "deny_tools"))
+                .transpose()?,
+            read_only,
+            no_destructive,
+        })
+    }
+
+    /// `None` if the rule lets `module.tool` through, else why not.
+    fn refusal(&self, module: &str, tool: &ToolSpec) -> Option<&'static str> {
+        let name = format!("{module}.{}", tool.name);
+        if self.tools.as_ref().is_some_and(|t| !t.is_match(&name)) {
+            Some("the tool is not among those allowed")
+        } else if self.deny.as_ref().is_some_and(|d| d.is_match(&name)) {
+            Some("the tool is denied")
+        } else if self.read_only && !tool.flags.read_only {
+            Some("only read-only tools are allowed")
+        } else if self.no_destructive && tool.flags.destructive {
+            Some("destructive tools are not allowed")
+        } else {
+            None
+        }
+    }
+}
+
+/// A compiled mask: one client's, with the account masks that apply to it.
+#[derive(Debug, Clone, Default)]
+pub struct Mask {
+    modules: Option<GlobSet>,
+    tools: ToolRule,
     accounts: BTreeMap<String, Vec<String>>,
+    /// (service, account) → what may act for it.
+    account_rules: BTreeMap<(String, String), Vec<ToolRule>>,
 }
 
 impl Mask {
@@ -56,29 +134,20 @@ impl Mask {
     }
 
     pub fn compile(file: &MaskFile) -> Result<Mask, String> {
-        let set = |globs: &[String], what: &str| -> Result<GlobSet, String> {
-            let mut builder = GlobSetBuilder::new();
-            for glob in globs {
-                builder.add(
-                    Glob::new(glob)
-                        .map_err(|e| format!("{what}: {glob:?} is not a valid glob: {e}"))?,
-                );
-            }
-            builder.build().map_err(|e| format!("{what}: {e}"))
-        };
         Ok(Mask {
             modules: file
                 .modules
                 .as_deref()
-                .map(|g| set(g, "modules"))
+                .map(|g| glob_set(g, "modules"))
                 .transpose()?,
-            tools: file.tools.as_deref().map(|g| set(g, "tools")).transpose()?,
-            deny: (!file.deny_tools.is_empty())
-                .then(|| set(&file.deny_tools, "deny_tools"))
-                .transpose()?,
-            read_only: file.read_only,
-            no_destructive: file.no_destructive,
+            tools: ToolRule::compile(
+                file.tools.as_deref(),
+                &file.deny_tools,
+                file.read_only,
+                file.no_destructive,
+            )?,
             accounts: file.accounts.clone(),
+            account_rules: BTreeMap::new(),
         })
     }
 
@@ -87,12 +156,7 @@ impl Mask {
     }
 
     pub fn shows_tool(&self, module: &str, tool: &ToolSpec) -> bool {
-        let name = format!("{module}.{}", tool.name);
-        self.shows_module(module)
-            && self.tools.as_ref().is_none_or(|t| t.is_match(&name))
-            && !self.deny.as_ref().is_some_and(|d| d.is_match(&name))
-            && (!self.read_only || tool.flags.read_only)
-            && !(self.no_destructive && tool.flags.destructive)
+        self.shows_module(module) && self.tools.refusal(module, tool).is_none()
     }
 
     /// `accounts` as this client sees them: for a service the mask
@@ -105,32 +169,109 @@ impl Mask {
         }
         visible
     }
+
+    /// Whether `module.tool` may act for `service` account `account`; if
+    /// not, why, for the caller.
+    pub fn account_refusal(
+        &self,
+        service: &str,
+        account: &str,
+        module: &str,
+        tool: &ToolSpec,
+    ) -> Option<String> {
+        let rules = self
+            .account_rules
+            .get(&(service.to_owned(), account.to_owned()))?;
+        rules.iter().find_map(|rule| {
+            rule.refusal(module, tool).map(|why| {
+                format!(
+                    "the {service} account `{account}` is masked for `{module}.{}`: {why} for that account (see [account_masks.{service}.{account}] in mcpist.toml); use another account or ask the owner",
+                    tool.name
+                )
+            })
+        })
+    }
 }
 
 /// The masks of all clients.
 #[derive(Debug, Clone, Default)]
 pub struct Masks {
     by_client: BTreeMap<String, Arc<Mask>>,
+    /// For clients without a mask of their own.
     open: Arc<Mask>,
 }
 
+/// `[account_masks.SERVICE.ACCOUNT]`, by service then account.
+pub type AccountMaskFiles = BTreeMap<String, BTreeMap<String, AccountMaskFile>>;
+
 impl Masks {
-    pub fn compile(files: &BTreeMap<String, MaskFile>) -> Result<Masks, String> {
-        let by_client = files
+    pub fn compile(
+        files: &BTreeMap<String, MaskFile>,
+        account_files: &AccountMaskFiles,
+    ) -> Result<Masks, String> {
+        let mut by_client: BTreeMap<String, Mask> = files
             .iter()
             .map(|(client, file)| {
                 Mask::compile(file)
-                    .map(|mask| (client.clone(), Arc::new(mask)))
+                    .map(|mask| (client.clone(), mask))
                     .map_err(|e| format!("[masks.{client}] {e}"))
             })
             .collect::<Result<_, _>>()?;
+        let mut open = Mask::open();
+        let mut rules = Vec::new();
+        for (service, accounts) in account_files {
+            for (account, file) in accounts {
+                let rule = ToolRule::compile(
+                    file.tools.as_deref(),
+                    &file.deny_tools,
+                    file.read_only,
+                    file.no_destructive,
+                )
+                .map_err(|e| format!("[account_masks.{service}.{account}] {e}"))?;
+                rules.push((
+                    (service.clone(), account.clone()),
+                    file.clients.clone(),
+                    rule,
+                ));
+            }
+        }
+        // A client named only by an account mask gets a mask of its own.
+        let named: BTreeSet<&String> = rules
+            .iter()
+            .flat_map(|(_, c, _)| c.iter().flatten())
+            .collect();
+        for client in named {
+            by_client.entry(client.clone()).or_default();
+        }
+        for (key, clients, rule) in rules {
+            let applies = |client: &str| {
+                clients
+                    .as_ref()
+                    .is_none_or(|c| c.iter().any(|n| n == client))
+            };
+            for (client, mask) in &mut by_client {
+                if applies(client) {
+                    mask.account_rules
+                        .entry(key.clone())
+                        .or_default()
+                        .push(rule.clone());
+                }
+            }
+            if clients.is_none() {
+                open.account_rules.entry(key).or_default().push(rule);
+            }
+        }
         Ok(Masks {
-            by_client,
-            open: Arc::new(Mask::open()),
+            by_client: by_client
+                .into_iter()
+                .map(|(c, m)| (c, Arc::new(m)))
+                .collect(),
+            open: Arc::new(open),
         })
     }
 
-    /// The mask of `client`; everything for a client without one.
+    /// The mask of `client`; everything for a client without one, save what
+    /// account masks for every client forbid.
     pub fn of(&self, client: &str) -> Arc<Mask> {
         self.by_client
             .get(client)
@@ -192,6 +333,77 @@ mod tests {
         .unwrap_err();
         assert!(
             err.starts_with("modules: \"[\" is not a valid glob"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn account_masks_limit_what_acts_for_an_account_for_the_clients_they_name() {
+        let rule = |clients: Option<Vec<&str>>, read_only: bool, deny: &[&str]| AccountMaskFile {
+            clients: clients.map(|c| c.into_iter().map(String::from).collect()),
+            read_only,
+            deny_tools: deny.iter().map(|d| d.to_string()).collect(),
+            ..AccountMaskFile::default()
+        };
+        let mut accounts = AccountMaskFiles::new();
+        accounts
+            .entry("github".into())
+            .or_default()
+            .insert("work".into(), rule(None, true, &[]));
+        accounts.entry("github".into()).or_default().insert(
+            "personal".into(),
+            rule(Some(vec!["phone"]), false, &["github.get_*"]),
+        );
+        let masks = Masks::compile(&BTreeMap::new(), &accounts).unwrap();
+        let (get, create) = (
+            tool("get_issue", true, false),
+            tool("create_issue", false, false),
+        );
+
+        for client in ["phone", "someone", "stdio"] {
+            let mask = masks.of(client);
+            assert!(
+                mask.shows_tool("github", &create),
+                "account masks hide nothing"
+            );
+            assert!(
+                mask.account_refusal("github", "work", "github", &get)
+                    .is_none()
+            );
+            let why = mask
+                .account_refusal("github", "work", "github", &create)
+                .unwrap();
+            assert!(
+                why.contains("only read-only tools") && why.contains("[account_masks.github.work]"),
+                "{why}"
+            );
+        }
+        let phone = masks.of("phone");
+        assert!(
+            phone
+                .account_refusal("github", "personal", "github", &get)
+                .unwrap()
+                .contains("denied")
+        );
+        assert!(
+            phone
+                .account_refusal("github", "personal", "github", &create)
+                .is_none()
+        );
+        assert!(
+            masks
+                .of("someone")
+                .account_refusal("github", "personal", "github", &get)
+                .is_none()
+        );
+
+        let bad = AccountMaskFiles::from([(
+            "github".into(),
+            BTreeMap::from([("work".into(), rule(None, false, &["["]))]),
+        )]);
+        let err = Masks::compile(&BTreeMap::new(), &bad).unwrap_err();
+        assert!(
+            err.starts_with("[account_masks.github.work] deny_tools:"),
             "{err}"
         );
     }

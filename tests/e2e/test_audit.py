@@ -3,6 +3,9 @@ line; `mcpist audit verify` and `mcpist audit tail` read it."""
 
 import hashlib
 import json
+import resource
+import sys
+from pathlib import Path
 
 import pytest
 from mcp import Client
@@ -123,3 +126,57 @@ async def test_tail_follow_shows_calls_as_they_are_recorded(home):
         follower.terminate()
         follower.wait(timeout=10)
     assert seen and json.loads(seen[0])["tool"] == "count"
+
+
+def server_pid(home):
+    """The pid of the `mcpist serve` the MCP client started on `home`."""
+    from support import BINARY
+
+    for proc in Path("/proc").iterdir():
+        try:
+            if str(BINARY).encode() in (proc / "cmdline").read_bytes() and (
+                f"MCPIST_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0")
+            ):
+                return int(proc.name)
+        except (OSError, ValueError):
+            continue
+    raise AssertionError("no mcpist serve process found")
+
+
+@pytest.mark.anyio
+async def test_calls_are_refused_while_the_audit_log_cannot_be_written(home):
+    # Once started, the server may not grow files past a few more lines
+    # (RLIMIT_FSIZE; SIGXFSZ is ignored, so that the write fails with EFBIG).
+    # Its log goes to /dev/null: a regular file (as pytest's capture is)
+    # would hit the limit too.
+    wrapper = (
+        "import os, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "os.dup2(os.open(os.devnull, os.O_WRONLY), 2); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    params = serve(home)
+    params = params.model_copy(update={"command": sys.executable, "args": ["-c", wrapper, params.command, *params.args]})
+    count = {"module": "text", "tool": "count", "arguments": {"text": "recorded or refused"}}
+    async with Client(params) as client:
+        assert not (await client.call_tool("call_module_tool", count)).is_error
+        limit = (home / "audit.log").stat().st_size + 1500
+        resource.prlimit(server_pid(home), resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        answers = [await client.call_tool("call_module_tool", count) for _ in range(8)]
+        refused = [i for i, a in enumerate(answers) if a.is_error]
+        assert refused, "the log never filled up"
+        first = refused[0]
+        # The call whose line failed was answered (it had run); every later one
+        # is refused, saying why, and nothing ran.
+        assert not answers[first - 1].is_error and refused == list(range(first, 8))
+        assert "the audit log cannot be written" in text_of(answers[first])
+        lines = records(home)
+        assert len(lines) == first and (home / "audit.log").stat().st_size <= limit
+        assert mcpist(home, "audit", "verify", check=False).returncode == 0, "no torn line was left behind"
+
+        # Space again: the refusal is recorded, and calls run again.
+        resource.prlimit(server_pid(home), resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        again = await client.call_tool("call_module_tool", count)
+        assert again.is_error and "the audit log cannot be written" in text_of(again)
+        assert not (await client.call_tool("call_module_tool", count)).is_error
+    tail = [(r["outcome"], "audit log cannot be written" in r.get("reason", "")) for r in records(home)[-2:]]
+    assert tail == [("refused", True), ("ok", False)]
+    assert mcpist(home, "audit", "verify", check=False).returncode == 0

@@ -151,6 +151,10 @@ struct Chain {
     /// seq and hash of the last line written.
     seq: u64,
     prev: String,
+    /// The file's length after the last complete line.
+    len: u64,
+    /// Why the last append failed, until one succeeds again.
+    failure: Option<String>,
 }
 
 impl AuditLog {
@@ -219,7 +223,13 @@ impl AuditLog {
         Ok(AuditLog {
             path: path.to_owned(),
             fsync,
-            state: Mutex::new(Chain { file, seq, prev }),
+            state: Mutex::new(Chain {
+                len: file.metadata().map_err(open_error)?.len(),
+                file,
+                seq,
+                prev,
+                failure: None,
+            }),
         })
     }
 
@@ -240,13 +250,38 @@ impl AuditLog {
             prev: chain.prev.clone(),
         };
         let (text, hash) = seal(&line);
-        chain.file.write_all(text.as_bytes()).map_err(write_error)?;
-        if self.fsync == Fsync::Always {
-            chain.file.sync_data().map_err(write_error)?;
+        let written = chain.file.write_all(text.as_bytes()).and_then(|()| {
+            if self.fsync == Fsync::Always {
+                chain.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(source) = written {
+            // Cut what part of the line got out, so that the next append
+            // continues the chain instead of following a torn line.
+            let len = chain.len;
+            if let Err(cut) = chain.file.set_len(len) {
+                tracing::error!(path = %self.path.display(), "cannot cut a partly written audit line: {cut}");
+            }
+            chain.failure = Some(source.to_string());
+            return Err(write_error(source));
         }
+        chain.len += text.len() as u64;
         chain.seq = line.seq;
         chain.prev = hash;
+        chain.failure = None;
         Ok(line.seq)
+    }
+
+    /// Why the last append failed, if it did and none has succeeded since:
+    /// calls are refused meanwhile, since they could not be recorded.
+    pub fn failure(&self) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failure
+            .clone()
     }
 }
 

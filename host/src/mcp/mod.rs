@@ -115,6 +115,20 @@ impl McpServer {
             account: args.account.clone(),
             ..CallTrace::default()
         };
+        // Fail closed: a tool runs only while its call can be recorded. The
+        // refusal is itself an append, and the first that succeeds (space
+        // freed, permissions fixed) lets calls run again.
+        if let Some(problem) = self.session.audit.failure() {
+            let message = format!(
+                "this call was refused because the audit log cannot be written ({problem}); calls run again once it can (the owner frees disk space or fixes the file's permissions)"
+            );
+            let names = Names {
+                module: args.module,
+                tool: args.tool,
+                account: args.account,
+            };
+            return self.refuse_before_running(names, &arguments, &message, client);
+        }
         let mask = self.session.masks.of(&client);
         let result = self
             .catalog
@@ -183,13 +197,29 @@ impl McpServer {
         client: String,
     ) -> CallToolResult {
         let name = |key: &str| arguments[key].as_str().unwrap_or("").to_owned();
+        let names = Names {
+            module: name("module"),
+            tool: name("tool"),
+            account: arguments["account"].as_str().map(str::to_owned),
+        };
+        self.refuse_before_running(names, arguments, message, client)
+    }
+
+    /// Refuse a call before anything ran, and record the refusal.
+    fn refuse_before_running(
+        &self,
+        names: Names,
+        arguments: &Value,
+        message: &str,
+        client: String,
+    ) -> CallToolResult {
         self.audit(Record {
             time: audit::now(),
             client,
-            module: name("module"),
+            module: names.module,
             module_sha256: None,
-            tool: name("tool"),
-            account: arguments["account"].as_str().map(str::to_owned),
+            tool: names.tool,
+            account: names.account,
             outcome: Outcome::Refused,
             reason: Some(audit::reason(message)),
             duration_us: 0,
@@ -207,6 +237,13 @@ impl McpServer {
             tracing::error!("{error}");
         }
     }
+}
+
+/// What a refused call named, as far as it did.
+struct Names {
+    module: String,
+    tool: String,
+    account: Option<String>,
 }
 
 /// The accounts a module can act for, per service it uses: names only.

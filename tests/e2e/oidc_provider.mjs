@@ -5,7 +5,11 @@
 //       Serve until killed; prints "issuer URL" once listening. KEYS_FILE holds
 //       {"keys": [private JWK, ...]}: the first signs, all are published, so a
 //       restart with a new first key is a key rotation. Access tokens are JWTs
-//       (RFC 9068) for each RESOURCE, obtained by the client credentials grant.
+//       (RFC 9068) for each RESOURCE, obtained by the client credentials grant
+//       (clients desk-agent and phone-agent, secret "<id>-secret"), or by a
+//       client that registers itself (RFC 7591) and signs a user in with the
+//       authorization code grant, PKCE required, through the provider's
+//       development login and consent pages.
 //   node oidc_provider.mjs genkey KID
 //       Print a new private RSA JWK.
 //   node oidc_provider.mjs sign KEY_JSON HEADER_JSON CLAIMS_JSON
@@ -38,8 +42,11 @@ if (mode === 'genkey') {
       redirect_uris: [],
       response_types: [],
     })),
+    scopes: ['openid', 'offline_access', 'mcp'],
+    pkce: { required: () => true },
     features: {
       clientCredentials: { enabled: true },
+      registration: { enabled: true },
       resourceIndicators: {
         enabled: true,
         getResourceServerInfo(_ctx, resource) {

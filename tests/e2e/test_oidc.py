@@ -222,3 +222,96 @@ def _unsigned(header, claims):
 
     enc = lambda v: base64.urlsafe_b64encode(json.dumps(v).encode()).rstrip(b"=").decode()  # noqa: E731
     return f"{enc({**header, 'alg': 'none'})}.{enc(claims)}."
+
+
+class MemoryTokenStorage:
+    """Where the SDK keeps its registration and tokens, for one test."""
+
+    def __init__(self):
+        self.tokens = None
+        self.client_info = None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens):
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client_info
+
+    async def set_client_info(self, client_info):
+        self.client_info = client_info
+
+
+def sign_in(authorization_url, redirect_uri):
+    """What a person does in the browser: the provider's development login
+    page (any name), then its consent page; returns the redirect's query."""
+    from urllib.parse import parse_qs, urljoin, urlsplit
+
+    with httpx2.Client() as browser:  # keeps the provider's cookies
+        url, prompts = authorization_url, iter(["login", "consent"])
+        for _ in range(10):
+            response = browser.get(url)
+            assert response.status_code in (302, 303), (url, response.status_code, response.text[:300])
+            url = urljoin(url, response.headers["location"])
+            if url.startswith(redirect_uri):
+                return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+            if "/interaction/" in url:
+                prompt = next(prompts)
+                answer = browser.post(url, data={"prompt": prompt, "login": "owner", "password": "any"})
+                assert answer.status_code in (302, 303), (prompt, answer.text[:300])
+                # Back to the provider's authorization endpoint.
+                url = urljoin(url, answer.headers["location"])
+        raise AssertionError("the sign-in did not reach the redirect URI")
+
+
+@pytest.mark.anyio
+async def test_an_mcp_client_finds_the_provider_and_signs_in_with_pkce(home, tmp_path):
+    """The official client's OAuth support, end to end: a 401 points at the
+    metadata, which names the provider; the client registers, sends the
+    user through login and consent with PKCE, and calls with the token."""
+    import anyio
+    from mcp import Client
+    from mcp.client.auth import OAuthClientProvider
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+    from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+
+    port, op_port = free_port(), free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    redirect_uri = "http://127.0.0.1:9/callback"  # never reached: sign_in stops at the redirect
+    with openid_provider(tmp_path, op_port, [new_key("k1")], [resource]) as issuer:
+        configure(home, issuer)
+        with http_server(home, port) as base:
+            authorization = {}
+
+            async def redirect_handler(url):
+                authorization["url"] = url
+
+            async def callback_handler():
+                query = await anyio.to_thread.run_sync(sign_in, authorization["url"], redirect_uri)
+                return AuthorizationCodeResult(code=query["code"], state=query.get("state"), iss=query.get("iss"))
+
+            storage = MemoryTokenStorage()
+            oauth = OAuthClientProvider(
+                server_url=f"{base}/mcp",
+                client_metadata=OAuthClientMetadata(
+                    client_name="mcpist e2e", redirect_uris=[redirect_uri], scope="mcp",
+                    grant_types=["authorization_code"], token_endpoint_auth_method="none",
+                ),
+                storage=storage,
+                redirect_handler=redirect_handler,
+                callback_handler=callback_handler,
+            )
+            http = create_mcp_http_client(auth=oauth)
+            async with Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
+                result = await client.call_tool(
+                    "call_module_tool", {"module": "text", "tool": "count", "arguments": {"text": "signed in"}}
+                )
+                assert not result.is_error, text_of(result)
+            query = dict(part.split("=", 1) for part in authorization["url"].split("?", 1)[1].split("&"))
+            assert query["code_challenge_method"] == "S256" and query["code_challenge"]
+            client_id = storage.client_info.client_id
+    (line,) = audit_lines(home)
+    assert (line["client"], line["tool"], line["outcome"]) == (client_id, "count", "ok")

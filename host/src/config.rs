@@ -21,6 +21,7 @@ use crate::broker::{BrokerSettings, DEFAULT_VAULT, VaultBackend};
 use crate::egress::HttpSettings;
 use crate::oauth::{JwtSettings, check_key_source_url};
 use crate::policy::{AccountMaskFiles, MaskFile, Masks};
+use crate::registry::Guards;
 use crate::runtime::Limits;
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +76,14 @@ struct ConfigFile {
     /// Service → account → what may act for it.
     #[serde(default)]
     account_masks: AccountMaskFiles,
+    #[serde(default)]
+    guards: GuardsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GuardsFile {
+    smuggling_parameters: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +187,7 @@ pub struct Config {
     pub serve: ServeSettings,
     pub masks: BTreeMap<String, MaskFile>,
     pub account_masks: AccountMaskFiles,
+    pub guards: Guards,
 }
 
 /// The Streamable HTTP endpoint (`mcpist serve --http`).
@@ -426,6 +436,12 @@ impl Config {
         Ok(Config {
             masks: file.masks,
             account_masks: file.account_masks,
+            guards: match file.guards.smuggling_parameters {
+                Some(names) => Guards {
+                    smuggling_parameters: names,
+                },
+                None => Guards::default(),
+            },
             serve,
             audit,
             http,

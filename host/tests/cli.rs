@@ -40,13 +40,13 @@ fn list_approve_verify() {
     assert!(stdout(&verify).contains("2 problem(s)"));
 
     for name in ["text", "hostile"] {
-        let approve = mcpist(home.path(), &["plugins", "approve", name]);
+        let approve = mcpist(home.path(), &["plugins", "approve", name, "--yes"]);
         assert!(
             approve.status.success(),
             "{}",
             String::from_utf8_lossy(&approve.stderr)
         );
-        assert!(stdout(&approve).contains("outbound hosts: (none)"));
+        assert!(stdout(&approve).contains("hosts    none: no network access"));
         assert!(stdout(&approve).contains(&format!("Pinned {name} 0.1.0")));
     }
     let verify = mcpist(home.path(), &["plugins", "verify"]);

@@ -3,7 +3,7 @@
 mod common;
 
 use mcpist::catalog::InvokeError;
-use mcpist::registry::{self, HostRule, Lock, ModuleState};
+use mcpist::registry::{self, Guards, HostRule, Lock, ModuleState};
 use mcpist::runtime::{CallContext, Limits, Runtime};
 use serde_json::json;
 
@@ -100,7 +100,7 @@ async fn a_tampered_module_is_changed_and_not_served() {
     // cannot be approved by accident.
     let mut lock = home.lock();
     if scan.modules[0].manifest.is_none() {
-        let err = registry::approve(&scan, &mut lock, "time", &home.plugins()).unwrap_err();
+        let err = registry::approve(&scan, &mut lock, "time", &home.plugins(), false).unwrap_err();
         assert!(err.to_string().contains("cannot be approved"), "{err}");
     }
 }
@@ -123,7 +123,7 @@ async fn a_file_that_is_not_a_component_is_invalid() {
     let scan = home.scan().await;
     assert_invalid(&scan.modules[0].state, "not a valid WebAssembly component");
     let mut lock = home.lock();
-    let err = registry::approve(&scan, &mut lock, "junk", &home.plugins()).unwrap_err();
+    let err = registry::approve(&scan, &mut lock, "junk", &home.plugins(), false).unwrap_err();
     assert!(err.to_string().contains("cannot be approved"), "{err}");
 }
 
@@ -133,7 +133,7 @@ async fn approving_an_unknown_name_lists_what_is_waiting() {
     home.add(&fixture("hostile"));
     let scan = home.scan().await;
     let mut lock = home.lock();
-    let err = registry::approve(&scan, &mut lock, "github", &home.plugins()).unwrap_err();
+    let err = registry::approve(&scan, &mut lock, "github", &home.plugins(), false).unwrap_err();
     assert!(err.to_string().ends_with("; waiting: hostile"), "{err}");
 }
 
@@ -175,9 +175,15 @@ async fn the_committed_lock_matches_the_built_bundled_modules() {
              if the sources changed on purpose, approve the new build",
             entry.file
         );
+        assert_eq!(
+            entry.approved_tools().len(),
+            entry.tools.len(),
+            "registry.lock records what was approved of every {} tool, for `plugins diff`",
+            entry.name
+        );
     }
     let runtime = Runtime::new(Limits::default()).unwrap();
-    let scan = registry::scan(&runtime, &repo.join("plugins"), &lock)
+    let scan = registry::scan(&runtime, &repo.join("plugins"), &lock, &Guards::default())
         .await
         .unwrap();
     assert!(

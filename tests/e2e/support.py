@@ -32,6 +32,8 @@ def mcpist(home, *args, stdin=None, check=True):
         [str(BINARY), *args],
         env=env_for(home),
         input=stdin,
+        # Never the test runner's terminal: commands that would ask must not.
+        stdin=None if stdin is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
         check=check,

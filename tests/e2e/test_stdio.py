@@ -171,7 +171,7 @@ async def test_a_hostile_module_cannot_break_the_session(home):
     (home / "mcpist.toml").write_text("[limits]\ncpu_ms = 300\n")
     approve = subprocess.run(
         [str(BINARY), "--plugins-dir", str(home / "plugins"), "--lock", str(home / "registry.lock"),
-         "plugins", "approve", "hostile"],
+         "plugins", "approve", "hostile", "--yes"],
         env={"MCPIST_HOME": str(home), "PATH": os.environ.get("PATH", "")},
         capture_output=True, text=True, check=True,
     )

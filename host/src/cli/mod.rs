@@ -128,8 +128,34 @@ enum AccountCommand {
 enum PluginsCommand {
     /// Show every module in the plugins folder with its state
     List,
-    /// Show what a pending or changed module declares, then pin it in the lock
+    /// Show what approving a module would change, as `diff` does, ask, then
+    /// pin it in the lock
     Approve {
+        /// Module name (or file name without .wasm)
+        name: String,
+        /// Approve without asking (after reading `plugins diff NAME`)
+        #[arg(long, short)]
+        yes: bool,
+        /// Accept what the guards flag (injection markers, hidden
+        /// characters, shadowing) after reading it; refusals stay refusals
+        #[arg(long)]
+        accept_flagged: bool,
+    },
+    /// What approving a module would change: hash, version, hosts,
+    /// credentials, tools added, removed, renamed or changed (with a line
+    /// diff of descriptions and schemas), and what the guards find
+    Diff {
+        /// Module name (or file name without .wasm)
+        name: String,
+    },
+    /// Set a waiting (pending, changed or flagged) module's file aside, out
+    /// of the plugins folder; the lock is not touched
+    Reject {
+        /// Module name (or file name without .wasm)
+        name: String,
+    },
+    /// Unpin a module and set its file aside
+    Remove {
         /// Module name (or file name without .wasm)
         name: String,
     },
@@ -197,9 +223,16 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Command::Client(ClientCommand::List) => client::list(&config),
             Command::Client(ClientCommand::Remove { name }) => client::remove(&config, &name),
             Command::Plugins(PluginsCommand::List) => plugins::list(&config).await,
-            Command::Plugins(PluginsCommand::Approve { name }) => {
-                plugins::approve(&config, &name).await
+            Command::Plugins(PluginsCommand::Approve {
+                name,
+                yes,
+                accept_flagged,
+            }) => plugins::approve(&config, &name, yes, accept_flagged).await,
+            Command::Plugins(PluginsCommand::Diff { name }) => plugins::diff(&config, &name).await,
+            Command::Plugins(PluginsCommand::Reject { name }) => {
+                plugins::reject(&config, &name).await
             }
+            Command::Plugins(PluginsCommand::Remove { name }) => plugins::remove(&config, &name),
             Command::Plugins(PluginsCommand::Verify) => plugins::verify(&config).await,
             Command::Plugins(PluginsCommand::Host {
                 name,
@@ -248,7 +281,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
 async fn scan(config: &Config) -> anyhow::Result<(Arc<Runtime>, Lock, registry::Scan)> {
     let runtime = Arc::new(Runtime::new(config.limits)?);
     let lock = Lock::load(&config.lock_file)?;
-    let scan = registry::scan(&runtime, &config.plugins_dir, &lock).await?;
+    let scan = registry::scan(&runtime, &config.plugins_dir, &lock, &config.guards).await?;
     Ok((runtime, lock, scan))
 }
 

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::config::Config;
+use crate::registry::diff::ModuleDiff;
 use crate::registry::{self, HostRule, Lock, ModuleFile, ModuleManifest, ModuleState};
 
 /// How many hex digits of a sha256 to show in tables.
@@ -68,17 +69,21 @@ pub(super) async fn list(config: &Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn approve(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+pub(super) async fn approve(
+    config: &Config,
+    name: &str,
+    yes: bool,
+    accept_flagged: bool,
+) -> anyhow::Result<ExitCode> {
     let (_runtime, mut lock, scan) = super::scan(config).await?;
     let out = &mut std::io::stdout().lock();
-    let entry = registry::approve(&scan, &mut lock, name, &config.plugins_dir)?;
-    let module = scan
-        .modules
-        .iter()
-        .find(|m| m.file == entry.file)
-        .expect("approve returns an entry for a scanned module");
-    // Show the declaration first: if it cannot be shown, nothing is pinned.
-    print_declaration(out, module)?;
+    // Show what would change first: if it cannot be shown, nothing is pinned.
+    let module = registry::find(&scan, name, &config.plugins_dir)?;
+    if let Some(diff) = module_diff(&lock, module) {
+        write!(out, "{}", diff.render())?;
+    }
+    out.flush()?;
+    let entry = registry::approve(&scan, &mut lock, name, &config.plugins_dir, accept_flagged)?;
     for (host, rule) in &entry.host_rules {
         writeln!(
             out,
@@ -86,7 +91,10 @@ pub(super) async fn approve(config: &Config, name: &str) -> anyhow::Result<ExitC
             rule.summary()
         )?;
     }
-    out.flush()?;
+    if !yes && !confirm(out, &format!("Approve {} {}?", entry.name, entry.version))? {
+        writeln!(out, "Not approved; nothing changed.")?;
+        return Ok(ExitCode::FAILURE);
+    }
     lock.save(&config.lock_file)?;
     writeln!(
         out,
@@ -97,6 +105,128 @@ pub(super) async fn approve(config: &Config, name: &str) -> anyhow::Result<ExitC
         config.lock_file.display()
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn diff(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    let (_runtime, lock, scan) = super::scan(config).await?;
+    let module = registry::find(&scan, name, &config.plugins_dir)?;
+    let out = &mut std::io::stdout().lock();
+    match module_diff(&lock, module) {
+        Some(diff) => write!(out, "{}", diff.render())?,
+        None => writeln!(
+            out,
+            "{} ({}): {}",
+            module.name(),
+            module.file,
+            state_detail(&module.state)
+        )?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What approving `module` would change, if its declaration could be read.
+fn module_diff(lock: &Lock, module: &ModuleFile) -> Option<ModuleDiff> {
+    let manifest = module.manifest.as_ref()?;
+    let pin = lock.pin_for(&module.file, &manifest.name);
+    Some(ModuleDiff::new(
+        pin,
+        &module.file,
+        &module.sha256,
+        manifest,
+        module.findings.clone(),
+    ))
+}
+
+/// Ask on the terminal; without one, refuse rather than guess.
+fn confirm(out: &mut impl Write, question: &str) -> anyhow::Result<bool> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "approving needs a confirmation and there is no terminal to ask on: read `mcpist plugins diff NAME`, then approve with --yes"
+        );
+    }
+    write!(out, "\n{question} [y/N] ")?;
+    out.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+pub(super) async fn reject(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    let (_runtime, _lock, scan) = super::scan(config).await?;
+    let module = registry::find(&scan, name, &config.plugins_dir)?;
+    if matches!(module.state, ModuleState::Pinned) {
+        anyhow::bail!(
+            "{} ({}) is pinned and served: to stop serving it, `mcpist plugins remove {}`",
+            module.name(),
+            module.file,
+            module.name()
+        );
+    }
+    let aside = set_aside(config, &module.file, &module.sha256)?;
+    writeln!(
+        std::io::stdout().lock(),
+        "Rejected {} ({}): moved to {}.",
+        module.name(),
+        module.file,
+        aside.display()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn remove(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    let mut lock = Lock::load(&config.lock_file)?;
+    let files: Vec<(String, String)> = lock
+        .entries()
+        .iter()
+        .filter(|e| e.name == name || e.file.strip_suffix(".wasm") == Some(name))
+        .map(|e| (e.file.clone(), e.sha256.clone()))
+        .collect();
+    if files.is_empty() {
+        let pinned: Vec<&str> = lock.entries().iter().map(|e| e.name.as_str()).collect();
+        anyhow::bail!(
+            "no approved module is named `{name}`; approved modules: {}",
+            if pinned.is_empty() {
+                "(none)".to_owned()
+            } else {
+                pinned.join(", ")
+            }
+        );
+    }
+    let out = &mut std::io::stdout().lock();
+    for (file, sha256) in &files {
+        lock.unpin(file);
+        lock.save(&config.lock_file)?;
+        if config.plugins_dir.join(file).is_file() {
+            let aside = set_aside(config, file, sha256)?;
+            writeln!(
+                out,
+                "Removed {name} ({file}): unpinned, file moved to {}.",
+                aside.display()
+            )?;
+        } else {
+            writeln!(
+                out,
+                "Removed {name} ({file}): unpinned (the file was already gone)."
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Move a module file out of the plugins folder into `rejected/` in the data
+/// folder, named with its hash, so that nothing is lost and it is never
+/// loaded again by accident.
+fn set_aside(config: &Config, file: &str, sha256: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = config.home.join("rejected");
+    std::fs::create_dir_all(&dir)?;
+    let target = dir.join(format!("{file}.{}", short(sha256)));
+    let source = config.plugins_dir.join(file);
+    std::fs::rename(&source, &target).or_else(|_| {
+        // Another filesystem: copy, then remove.
+        std::fs::copy(&source, &target).and_then(|_| std::fs::remove_file(&source))
+    })?;
+    Ok(target)
 }
 
 pub(super) async fn host(
@@ -180,58 +310,11 @@ pub(super) fn state_detail(state: &ModuleState) -> String {
              review it and approve it again; otherwise restore the pinned file",
             short(pinned_sha256)
         ),
+        ModuleState::Flagged => "pinned, but a guard flags what it shows the model and that finding was not accepted: \
+             read `mcpist plugins diff NAME`, then approve it again with --accept-flagged if you trust it"
+            .to_owned(),
         ModuleState::Invalid { reason } => format!("cannot be used: {reason}"),
     }
-}
-
-fn print_declaration(out: &mut impl Write, module: &ModuleFile) -> std::io::Result<()> {
-    let Some(m) = &module.manifest else {
-        return Ok(());
-    };
-    writeln!(
-        out,
-        "Module {} {} ({}, sha256 {})",
-        m.name, m.version, module.file, module.sha256
-    )?;
-    writeln!(out, "  {}", m.description)?;
-    if let ModuleState::Changed { pinned_sha256 } = &module.state {
-        writeln!(
-            out,
-            "  replaces the pinned file with sha256 {pinned_sha256}"
-        )?;
-    }
-    let none = |v: &[String]| {
-        if v.is_empty() {
-            "(none)".to_owned()
-        } else {
-            v.join(", ")
-        }
-    };
-    writeln!(out, "  outbound hosts: {}", none(&m.hosts))?;
-
-    if m.credentials.is_empty() {
-        writeln!(out, "  credentials: (none)")?;
-    }
-    for c in &m.credentials {
-        writeln!(
-            out,
-            "  credential: service {} injected as {} for {}",
-            c.service,
-            c.inject,
-            none(&c.hosts)
-        )?;
-    }
-    writeln!(out, "  tools:")?;
-    for t in &m.tools {
-        writeln!(
-            out,
-            "    {} [{}]: {}",
-            t.name,
-            t.flags.names().join(", "),
-            t.description
-        )?;
-    }
-    Ok(())
 }
 
 /// Each pinned module's approved hosts with the owner's rules: the network

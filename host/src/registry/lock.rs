@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::manifest::{CredentialBinding, ModuleManifest};
+use super::manifest::{CredentialBinding, ModuleManifest, ToolFlags, ToolSpec, canonical_json};
 use crate::atomic_file::write_atomic;
 
 const FORMAT_VERSION: u32 = 1;
@@ -62,6 +62,52 @@ pub struct LockEntry {
     /// Set with `mcpist plugins host`; kept across re-approvals.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub host_rules: BTreeMap<String, HostRule>,
+    /// What the owner approved of each tool, as the LLM is shown it, so
+    /// that `plugins diff` can show what a new build changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub approved: BTreeMap<String, ApprovedTool>,
+    /// Guard findings the owner read and accepted (`--accept-flagged`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_flags: Vec<String>,
+}
+
+/// One tool as approved: its description, schemas (canonical JSON) and
+/// flags. Its digest is the pin in [`LockEntry::tools`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovedTool {
+    pub description: String,
+    pub input_schema: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<String>,
+    /// As [`ToolFlags::names`] gives them.
+    #[serde(default)]
+    pub flags: Vec<String>,
+}
+
+impl ApprovedTool {
+    pub fn of(tool: &ToolSpec) -> ApprovedTool {
+        ApprovedTool {
+            description: tool.description.clone(),
+            input_schema: canonical_json(&tool.input_schema),
+            output_schema: tool.output_schema.as_ref().map(canonical_json),
+            flags: tool.flags.names().into_iter().map(str::to_owned).collect(),
+        }
+    }
+
+    /// The tool again, if the record is well-formed.
+    pub fn to_spec(&self, name: &str) -> Option<ToolSpec> {
+        Some(ToolSpec {
+            name: name.to_owned(),
+            description: self.description.clone(),
+            input_schema: serde_json::from_str(&self.input_schema).ok()?,
+            output_schema: match &self.output_schema {
+                Some(schema) => Some(serde_json::from_str(schema).ok()?),
+                None => None,
+            },
+            flags: ToolFlags::from_names(&self.flags)?,
+        })
+    }
 }
 
 /// How a module may use one approved host. The default allows any method
@@ -114,7 +160,27 @@ impl LockEntry {
                 .map(|t| (t.name.clone(), t.digest()))
                 .collect(),
             host_rules: BTreeMap::new(),
+            approved: manifest
+                .tools
+                .iter()
+                .map(|t| (t.name.clone(), ApprovedTool::of(t)))
+                .collect(),
+            accepted_flags: Vec::new(),
         }
+    }
+
+    /// The approved tools, as far as the lock records them faithfully: a
+    /// record whose digest is not the pin's is left out (the lock was
+    /// edited by hand), and so is a tool pinned by a lock too old to record
+    /// it.
+    pub fn approved_tools(&self) -> BTreeMap<String, ToolSpec> {
+        self.approved
+            .iter()
+            .filter_map(|(name, tool)| {
+                let spec = tool.to_spec(name)?;
+                (self.tools.get(name) == Some(&spec.digest())).then(|| (name.clone(), spec))
+            })
+            .collect()
     }
 
     /// Whether `manifest` declares exactly what this entry approved.
@@ -190,6 +256,19 @@ impl Lock {
         self.entries.push(entry);
         self.entries
             .sort_by(|a, b| (&a.name, &a.version, &a.file).cmp(&(&b.name, &b.version, &b.file)));
+    }
+
+    /// Remove the pin of `file`; returns it if there was one.
+    pub fn unpin(&mut self, file: &str) -> Option<LockEntry> {
+        let index = self.entries.iter().position(|e| e.file == file)?;
+        Some(self.entries.remove(index))
+    }
+
+    /// The pin a module file is compared with: its own, else the pin of
+    /// another file of the same module (a new build under a new file name).
+    pub fn pin_for(&self, file: &str, name: &str) -> Option<&LockEntry> {
+        self.by_file(file)
+            .or_else(|| self.entries.iter().find(|e| e.name == name))
     }
 
     pub fn to_toml(&self) -> String {

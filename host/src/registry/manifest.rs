@@ -68,6 +68,24 @@ impl ToolFlags {
         .filter_map(|(set, name)| set.then_some(name))
         .collect()
     }
+
+    /// The flags named as [`ToolFlags::names`] gives them; `None` if a name
+    /// is not a flag.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Option<ToolFlags> {
+        let mut flags = ToolFlags::default();
+        for name in names {
+            let flag = match name.as_ref() {
+                "read-only" => &mut flags.read_only,
+                "destructive" => &mut flags.destructive,
+                "idempotent" => &mut flags.idempotent,
+                "open-world" => &mut flags.open_world,
+                "concurrency-safe" => &mut flags.concurrency_safe,
+                _ => return None,
+            };
+            *flag = true;
+        }
+        Some(flags)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,13 @@
 //! its pin is *pinned* and may be served; a file with no pin is *pending*; a
 //! file whose hash differs from its pin is *changed*. Neither pending nor
 //! changed modules are ever served: the owner approves them first.
+//!
+//! The [`guards`] look at what every module shows the LLM, at approval and
+//! at each load: a pinned module they refuse is invalid, and one they flag is
+//! *flagged* (not served) until the owner accepts those very findings.
 
+pub mod diff;
+pub mod guards;
 pub mod host_pattern;
 pub mod lock;
 pub mod manifest;
@@ -15,6 +21,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::runtime::{PreparedModule, Runtime};
+pub use guards::{Finding, Guards, Severity};
 pub use host_pattern::HostPattern;
 pub use lock::{HostRule, Lock, LockEntry, LockError};
 pub use manifest::ModuleManifest;
@@ -60,6 +67,9 @@ pub enum ModuleState {
     Pending,
     /// In the lock, but the file's hash differs from the pin.
     Changed { pinned_sha256: String },
+    /// Pinned, but a guard flags what it shows the LLM and the owner has not
+    /// accepted that finding (the guards' settings changed since approval).
+    Flagged,
     /// Cannot be used at all (not a component, wrong world, bad declaration,
     /// or a declaration that differs from the approved one).
     Invalid { reason: String },
@@ -71,6 +81,7 @@ impl ModuleState {
             ModuleState::Pinned => "pinned",
             ModuleState::Pending => "pending",
             ModuleState::Changed { .. } => "changed",
+            ModuleState::Flagged => "flagged",
             ModuleState::Invalid { .. } => "invalid",
         }
     }
@@ -90,6 +101,8 @@ pub struct ModuleFile {
     pub prepared: Option<PreparedModule>,
     /// The owner's rules for the module's hosts, from its pin.
     pub host_rules: BTreeMap<String, HostRule>,
+    /// What the guards found in its declaration.
+    pub findings: Vec<Finding>,
 }
 
 impl ModuleFile {
@@ -128,7 +141,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Hash, compile and describe every module in `dir`, and compare with `lock`.
-pub async fn scan(runtime: &Runtime, dir: &Path, lock: &Lock) -> Result<Scan, RegistryError> {
+pub async fn scan(
+    runtime: &Runtime,
+    dir: &Path,
+    lock: &Lock,
+    guards: &Guards,
+) -> Result<Scan, RegistryError> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(Result::ok)
@@ -151,6 +169,7 @@ pub async fn scan(runtime: &Runtime, dir: &Path, lock: &Lock) -> Result<Scan, Re
         modules.push(examine(runtime, &path, lock).await);
     }
     refuse_duplicate_names(&mut modules);
+    guard(&mut modules, lock, guards);
 
     let missing = lock
         .entries()
@@ -174,6 +193,7 @@ async fn examine(runtime: &Runtime, path: &Path, lock: &Lock) -> ModuleFile {
         manifest: None,
         prepared: None,
         host_rules: BTreeMap::new(),
+        findings: Vec::new(),
     };
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -254,40 +274,97 @@ fn refuse_duplicate_names(modules: &mut [ModuleFile]) {
     }
 }
 
-/// Pin the pending or changed module called `name` (its declared name or its
-/// file stem). Returns the new entry; the caller saves the lock.
+/// Run the guards on every module that could be read. Shadowing is judged
+/// against the pinned modules, the ones a client could be steered towards.
+fn guard(modules: &mut [ModuleFile], lock: &Lock, guards: &Guards) {
+    let pinned: Vec<ModuleManifest> = modules
+        .iter()
+        .filter(|m| m.state == ModuleState::Pinned)
+        .filter_map(|m| m.manifest.clone())
+        .collect();
+    let others: Vec<&ModuleManifest> = pinned.iter().collect();
+    for module in modules.iter_mut() {
+        let Some(manifest) = &module.manifest else {
+            continue;
+        };
+        module.findings = guards.inspect(manifest, &others);
+        if module.state != ModuleState::Pinned {
+            continue;
+        }
+        let refused: Vec<String> = module
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Refused)
+            .map(Finding::to_string)
+            .collect();
+        let accepted = lock
+            .by_file(&module.file)
+            .map(|pin| pin.accepted_flags.as_slice())
+            .unwrap_or_default();
+        let unaccepted = module
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Flagged && !accepted.contains(&f.to_string()));
+        if !refused.is_empty() {
+            module.state = ModuleState::Invalid {
+                reason: format!("refused by a guard: {}", refused.join("; ")),
+            };
+        } else if unaccepted {
+            module.state = ModuleState::Flagged;
+        } else {
+            continue;
+        }
+        module.prepared = None;
+    }
+}
+
+/// The guards' flagged findings on `module`, and an error if it may not be
+/// approved: refused findings, or flagged ones not accepted.
+fn check_findings(
+    module: &ModuleFile,
+    name: &str,
+    accept_flagged: bool,
+) -> Result<Vec<String>, RegistryError> {
+    let list = |severity| -> Vec<String> {
+        module
+            .findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .map(Finding::to_string)
+            .collect()
+    };
+    let (refused, flagged) = (list(Severity::Refused), list(Severity::Flagged));
+    let refuse = |reason: String| RegistryError::NotApprovable {
+        name: name.to_owned(),
+        file: module.file.clone(),
+        reason,
+    };
+    if !refused.is_empty() {
+        return Err(refuse(format!(
+            "a guard refuses it:\n  - {}",
+            refused.join("\n  - ")
+        )));
+    }
+    if !flagged.is_empty() && !accept_flagged {
+        return Err(refuse(format!(
+            "a guard flags what it shows the model:\n  - {}\nRead them in `mcpist plugins diff {name}`; if you trust the module anyway, approve it with --accept-flagged",
+            flagged.join("\n  - ")
+        )));
+    }
+    Ok(flagged)
+}
+
+/// Pin the pending, changed or flagged module called `name` (its declared
+/// name or its file stem). Findings the guards flag need `accept_flagged`.
+/// Returns the new entry; the caller saves the lock.
 pub fn approve(
     scan: &Scan,
     lock: &mut Lock,
     name: &str,
     dir: &Path,
+    accept_flagged: bool,
 ) -> Result<LockEntry, RegistryError> {
-    let candidates: Vec<&ModuleFile> = scan
-        .modules
-        .iter()
-        .filter(|m| m.name() == name || m.file.strip_suffix(".wasm") == Some(name))
-        .collect();
-    let module = candidates
-        .iter()
-        .find(|m| matches!(m.state, ModuleState::Pending | ModuleState::Changed { .. }))
-        .or(candidates.first())
-        .ok_or_else(|| {
-            let waiting: Vec<&str> = scan
-                .modules
-                .iter()
-                .filter(|m| matches!(m.state, ModuleState::Pending | ModuleState::Changed { .. }))
-                .map(|m| m.name())
-                .collect();
-            RegistryError::NotFound {
-                name: name.to_owned(),
-                dir: dir.to_owned(),
-                hint: if waiting.is_empty() {
-                    "; no module is waiting".to_owned()
-                } else {
-                    format!("; waiting: {}", waiting.join(", "))
-                },
-            }
-        })?;
+    let module = find(scan, name, dir)?;
     let refuse = |reason: String| RegistryError::NotApprovable {
         name: name.to_owned(),
         file: module.file.clone(),
@@ -298,7 +375,9 @@ pub fn approve(
         (ModuleState::Pinned, _) => Err(refuse("it is already pinned".to_owned())),
         (_, None) => Err(refuse("its description could not be read".to_owned())),
         (_, Some(manifest)) => {
+            let accepted_flags = check_findings(module, name, accept_flagged)?;
             let mut entry = LockEntry::new(&module.file, &module.sha256, manifest);
+            entry.accepted_flags = accepted_flags;
             // The owner's host rules survive a re-approval for the hosts the
             // new version still declares.
             if let Some(old) = lock.by_file(&module.file) {
@@ -313,6 +392,46 @@ pub fn approve(
             Ok(entry)
         }
     }
+}
+
+/// The module file `name` (declared name or file stem) means: one waiting
+/// for approval if there is one, else the first found.
+pub fn find<'a>(scan: &'a Scan, name: &str, dir: &Path) -> Result<&'a ModuleFile, RegistryError> {
+    let candidates: Vec<&ModuleFile> = scan
+        .modules
+        .iter()
+        .filter(|m| m.name() == name || m.file.strip_suffix(".wasm") == Some(name))
+        .collect();
+    candidates
+        .iter()
+        .find(|m| waiting(&m.state))
+        .or(candidates.first())
+        .copied()
+        .ok_or_else(|| {
+            let names: Vec<&str> = scan
+                .modules
+                .iter()
+                .filter(|m| waiting(&m.state))
+                .map(|m| m.name())
+                .collect();
+            RegistryError::NotFound {
+                name: name.to_owned(),
+                dir: dir.to_owned(),
+                hint: if names.is_empty() {
+                    "; no module is waiting".to_owned()
+                } else {
+                    format!("; waiting: {}", names.join(", "))
+                },
+            }
+        })
+}
+
+/// A state `approve` can act on.
+fn waiting(state: &ModuleState) -> bool {
+    matches!(
+        state,
+        ModuleState::Pending | ModuleState::Changed { .. } | ModuleState::Flagged
+    )
 }
 
 /// Set how the approved module `name` may use one of its declared hosts

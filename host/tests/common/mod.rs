@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use mcpist::broker::{Broker, BrokerSettings, DEFAULT_VAULT, VaultBackend};
 use mcpist::catalog::Catalog;
 use mcpist::egress::{Egress, HttpSettings};
-use mcpist::registry::{self, HostRule, Lock, Scan};
+use mcpist::registry::{self, Guards, HostRule, Lock, Scan};
 use mcpist::runtime::{Limits, Runtime};
 
 pub fn repo() -> PathBuf {
@@ -103,15 +103,20 @@ impl Home {
     }
 
     pub async fn scan(&self) -> Scan {
-        registry::scan(&self.runtime, &self.plugins(), &self.lock())
-            .await
-            .unwrap()
+        registry::scan(
+            &self.runtime,
+            &self.plugins(),
+            &self.lock(),
+            &Guards::default(),
+        )
+        .await
+        .unwrap()
     }
 
     pub async fn approve(&self, name: &str) {
         let scan = self.scan().await;
         let mut lock = self.lock();
-        registry::approve(&scan, &mut lock, name, &self.plugins()).unwrap();
+        registry::approve(&scan, &mut lock, name, &self.plugins(), false).unwrap();
         lock.save(&self.lock_path()).unwrap();
     }
 
@@ -153,7 +158,7 @@ impl Home {
         let scan = self.scan().await;
         let mut lock = self.lock();
         for module in &scan.modules {
-            registry::approve(&scan, &mut lock, module.name(), &self.plugins()).unwrap();
+            registry::approve(&scan, &mut lock, module.name(), &self.plugins(), false).unwrap();
         }
         lock.save(&self.lock_path()).unwrap();
         self.catalog(no_upstreams()).await

@@ -3,6 +3,9 @@
 //! - `cargo xtask build-plugins`: build every bundled module (plugins/*/) into
 //!   `plugins/<name>.wasm`, reproducibly;
 //! - `cargo xtask build-fixtures`: build the hostile test modules;
+//! - `cargo xtask verify-reproducible`: rebuild the bundled modules from
+//!   source in a fresh target directory and check that each has the sha256
+//!   `registry.lock` pins;
 //! - `cargo xtask run [-- ARGS]`: ensure the wasm target, build modules and
 //!   host (release), and serve MCP over stdio with the repository's config;
 //! - `cargo xtask test`: the whole test suite (the host's Rust tests, the
@@ -33,6 +36,7 @@ fn main() -> anyhow::Result<()> {
     match command.as_deref() {
         Some("build-plugins") => build_plugins(&root).map(drop),
         Some("build-fixtures") => build_fixtures(&root).map(drop),
+        Some("verify-reproducible") => verify_reproducible(&root),
         Some("run") => run(&root, &rest),
         Some("test") => test(&root),
         Some("bench") => bench::run(&root, &rest),
@@ -42,6 +46,7 @@ fn main() -> anyhow::Result<()> {
                  commands:\n  \
                  build-plugins   build the bundled modules into plugins/ (reproducible)\n  \
                  build-fixtures  build the hostile test modules\n  \
+                 verify-reproducible  rebuild the bundled modules from scratch and compare with registry.lock\n  \
                  run [-- ARGS]   build everything and serve MCP over stdio (ARGS go to `mcpist serve`)\n  \
                  test            run the whole test suite\n  \
                  bench [--calls N]  time N sequential tool calls over stdio (release build)"
@@ -173,6 +178,70 @@ fn build_plugins(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 fn build_fixtures(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     build_modules(root, "tests/fixtures", "fixtures")
+}
+
+/// Rebuild the bundled modules from source, from scratch, and compare each
+/// with its pin: anyone can check that the committed lock pins what the
+/// committed sources build to.
+fn verify_reproducible(root: &Path) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct LockFile {
+        #[serde(default)]
+        module: Vec<Pin>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Pin {
+        file: String,
+        sha256: String,
+    }
+    use sha2::Digest;
+
+    let scratch = root.join("target/reproduce");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)
+            .with_context(|| format!("cannot clear {}", scratch.display()))?;
+    }
+    let built = build_modules(root, "plugins", "reproduce")?;
+    let lock: LockFile = toml::from_str(
+        &std::fs::read_to_string(root.join("registry.lock"))
+            .context("cannot read registry.lock")?,
+    )
+    .context("registry.lock is not valid")?;
+    let mut problems = Vec::new();
+    for path in &built {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let sha256 = hex::encode(sha2::Sha256::digest(std::fs::read(path)?));
+        match lock.module.iter().find(|p| p.file == file) {
+            Some(pin) if pin.sha256 == sha256 => eprintln!("xtask: {file}: reproduced {sha256}"),
+            Some(pin) => problems.push(format!(
+                "{file}: built {sha256}, registry.lock pins {}",
+                pin.sha256
+            )),
+            None => problems.push(format!("{file}: built, but not pinned in registry.lock")),
+        }
+    }
+    for pin in &lock.module {
+        if !built
+            .iter()
+            .any(|p| p.file_name().is_some_and(|n| *n == *pin.file))
+        {
+            problems.push(format!(
+                "{}: pinned in registry.lock, but no source builds it",
+                pin.file
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "the bundled modules do not reproduce registry.lock:\n  {}\nIf the sources changed on purpose, rebuild (`cargo xtask build-plugins`) and approve the new builds.",
+            problems.join("\n  ")
+        );
+    }
+    eprintln!(
+        "xtask: all {} bundled modules reproduce registry.lock",
+        built.len()
+    );
+    Ok(())
 }
 
 /// Build the bundled modules and the release host; return the binary.

@@ -97,6 +97,18 @@ struct ServeFile {
     /// (behind a reverse proxy).
     resource: Option<String>,
     jwt: Option<JwtFile>,
+    tools: Option<ToolMode>,
+}
+
+/// How tools are offered to clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolMode {
+    /// `get_module_schema` and `call_module_tool`.
+    #[default]
+    Meta,
+    /// Every tool a client may see, listed as `module.tool`.
+    Flat,
 }
 
 /// Access tokens from the owner's identity provider (see [`crate::oauth`]).
@@ -200,6 +212,7 @@ pub struct ServeSettings {
     pub max_body_bytes: usize,
     pub resource: Option<String>,
     pub jwt: Option<JwtSettings>,
+    pub tools: ToolMode,
 }
 
 /// Where and how calls are recorded (see [`crate::audit`]).
@@ -383,6 +396,7 @@ impl Config {
             max_body_bytes: file.serve.max_body_kib.map_or(1 << 20, |k| k << 10),
             resource: file.serve.resource,
             jwt: None,
+            tools: file.serve.tools.unwrap_or_default(),
         };
         let invalid = |section: &str, key: &str, message: String| ConfigError::Invalid {
             path: path.clone().unwrap_or_default(),

@@ -3,6 +3,7 @@
 //! check the result. The MCP layer (and later the plan executor) calls only
 //! this.
 
+pub mod live;
 pub mod schema;
 
 use std::collections::BTreeMap;

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::audit::AuditLog;
-use crate::catalog::Catalog;
+use crate::catalog::live::Reloader;
 use crate::clients::Clients;
-use crate::config::{Config, Env};
+use crate::config::{Config, Env, ToolMode};
 use crate::egress::Egress;
 use crate::mcp::Session;
 use crate::mcp::http::HttpServeSettings;
@@ -286,7 +286,21 @@ async fn scan(config: &Config) -> anyhow::Result<(Arc<Runtime>, Lock, registry::
 }
 
 async fn serve(config: &Config, http: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
-    let (runtime, _lock, scan) = scan(config).await?;
+    let runtime = Arc::new(Runtime::new(config.limits)?);
+    let egress = Arc::new(Egress::new(config.http, &config.upstreams)?);
+    for (host, base) in &config.upstreams {
+        tracing::info!(host, base, "upstream override");
+    }
+    let broker = Arc::new(account::broker(config));
+    let (reloader, scan) = Reloader::start(
+        runtime,
+        &config.plugins_dir,
+        &config.lock_file,
+        config.guards.clone(),
+        egress,
+        broker,
+    )
+    .await?;
     for module in &scan.modules {
         match &module.state {
             registry::ModuleState::Pinned => {
@@ -304,12 +318,14 @@ async fn serve(config: &Config, http: Option<std::net::SocketAddr>) -> anyhow::R
     for pin in &scan.missing {
         tracing::warn!(module = %pin.name, file = %pin.file, "pinned in the lock but missing from the plugins folder");
     }
-    let egress = Arc::new(Egress::new(config.http, &config.upstreams)?);
-    for (host, base) in &config.upstreams {
-        tracing::info!(host, base, "upstream override");
-    }
-    let broker = Arc::new(account::broker(config));
-    let catalog = Arc::new(Catalog::new(runtime, &scan, egress, broker));
+    // Watch the plugins folder and the lock for as long as this serves.
+    let _watch = reloader.watch().map_err(|e| {
+        anyhow::anyhow!(
+            "cannot watch {} for module changes: {e}",
+            config.plugins_dir.display()
+        )
+    })?;
+    let catalog = reloader.live().clone();
     let audit = Arc::new(AuditLog::open(&config.audit.file, config.audit.fsync)?);
     tracing::info!(file = %audit.path().display(), "recording calls in the audit log");
     let masks = Masks::compile(&config.masks, &config.account_masks).map_err(anyhow::Error::msg)?;
@@ -326,11 +342,12 @@ async fn serve(config: &Config, http: Option<std::net::SocketAddr>) -> anyhow::R
         audit,
         record_arguments: config.audit.arguments,
         masks: Arc::new(masks),
+        flat: config.serve.tools == ToolMode::Flat,
     };
     match http {
         None => {
             tracing::info!(
-                modules = catalog.modules().count(),
+                modules = catalog.get().modules().count(),
                 plugins_dir = %config.plugins_dir.display(),
                 "MCP server ready on stdio"
             );

@@ -25,7 +25,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::json;
 
 use super::{McpServer, Session};
-use crate::catalog::Catalog;
+use crate::catalog::live::LiveCatalog;
 use crate::clients::{Clients, KEY_PREFIX};
 use crate::oauth::{JwtSettings, Refusal, TokenValidator};
 
@@ -76,7 +76,7 @@ struct Gate {
 /// The router: `/mcp` behind the bearer-token check, and the metadata
 /// document.
 pub fn router(
-    catalog: Arc<Catalog>,
+    catalog: Arc<LiveCatalog>,
     session: Session,
     clients: Arc<Clients>,
     settings: &HttpServeSettings,
@@ -153,7 +153,7 @@ fn metadata_url(resource: &str) -> anyhow::Result<String> {
 
 /// Serve until Ctrl-C (or SIGTERM).
 pub async fn serve(
-    catalog: Arc<Catalog>,
+    catalog: Arc<LiveCatalog>,
     session: Session,
     clients: Arc<Clients>,
     settings: &HttpServeSettings,

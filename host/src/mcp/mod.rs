@@ -5,6 +5,10 @@
 //!   their schemas and annotations;
 //! - `call_module_tool`: run one tool of one module.
 //!
+//! In flat mode (`[serve] tools = "flat"`), every tool a client may see is
+//! listed directly instead, as `module.tool`, and clients are told
+//! (`notifications/tools/list_changed`) when hot reload changes the list.
+//!
 //! Errors a model can act on (unknown module, bad arguments, a module's own
 //! error) come back as tool results with `isError: true`, so the model reads
 //! them; only protocol misuse (an unknown meta-tool) is a JSON-RPC error.
@@ -24,10 +28,15 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
 
 use crate::audit::{self, AuditLog, Outbound, Outcome, Record};
+use crate::catalog::live::LiveCatalog;
 use crate::catalog::{CallTrace, Catalog, InvokeError, ServedModule};
 use crate::policy::{Mask, Masks};
 use crate::runtime::{CallContext, ContentItem, ToolOutput};
 use meta_tools::{CALL_MODULE_TOOL, CallModuleToolArgs, GET_MODULE_SCHEMA, GetModuleSchemaArgs};
+
+const FLAT_INSTRUCTIONS: &str = "MCPist gives access to the owner's service modules: each tool is \
+named module.tool. Tools of modules that act for the owner's accounts take an optional `account`; \
+omit it for the default account.";
 
 const INSTRUCTIONS: &str = "MCPist gives access to the owner's service modules through two tools. \
 Call get_module_schema with no arguments to see the modules, then with {\"module\": NAME} to see a \
@@ -43,18 +52,20 @@ pub struct Session {
     pub record_arguments: bool,
     /// What each client may see.
     pub masks: Arc<Masks>,
+    /// List every tool directly rather than the meta-tools.
+    pub flat: bool,
 }
 
 /// One MCP session's view of the host.
 #[derive(Clone)]
 pub struct McpServer {
-    catalog: Arc<Catalog>,
+    catalog: Arc<LiveCatalog>,
     tools: Arc<Vec<Tool>>,
     session: Session,
 }
 
 impl McpServer {
-    pub fn new(catalog: Arc<Catalog>, session: Session) -> McpServer {
+    pub fn new(catalog: Arc<LiveCatalog>, session: Session) -> McpServer {
         McpServer {
             catalog,
             tools: Arc::new(meta_tools::definitions()),
@@ -73,9 +84,9 @@ impl McpServer {
 
     fn get_module_schema(&self, args: GetModuleSchemaArgs, mask: &Mask) -> CallToolResult {
         let names = args.module.map(|m| m.into_vec()).unwrap_or_default();
+        let catalog = self.catalog.get();
         if names.is_empty() {
-            let modules: Vec<Value> = self
-                .catalog
+            let modules: Vec<Value> = catalog
                 .visible(mask)
                 .map(|m| {
                     let name = &m.manifest.name;
@@ -95,8 +106,8 @@ impl McpServer {
         }
         let mut modules = Vec::with_capacity(names.len());
         for name in &names {
-            match self.catalog.module(name, mask) {
-                Ok(module) => modules.push(module_schema(module, &self.catalog, mask)),
+            match catalog.module(name, mask) {
+                Ok(module) => modules.push(module_schema(module, &catalog, mask)),
                 Err(error) => return tool_error(&error.to_string()),
             }
         }
@@ -132,6 +143,7 @@ impl McpServer {
         let mask = self.session.masks.of(&client);
         let result = self
             .catalog
+            .get()
             .invoke_traced(
                 &args.module,
                 &args.tool,
@@ -337,22 +349,152 @@ fn tool_error(message: &str) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message.to_owned())])
 }
 
+impl McpServer {
+    /// Over HTTP, the client the request was authenticated as; over stdio,
+    /// the session's own.
+    fn client_of(&self, extensions: &rmcp::model::Extensions) -> String {
+        extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<http::ClientName>())
+            .map_or_else(|| self.session.client.clone(), |c| c.0.clone())
+    }
+
+    /// Flat mode: every tool `client` may see, named `module.tool`.
+    fn flat_tools(&self, client: &str) -> Vec<Tool> {
+        let catalog = self.catalog.get();
+        let mask = self.session.masks.of(client);
+        let mut tools = Vec::new();
+        for module in catalog.visible(&mask) {
+            let name = &module.manifest.name;
+            let accounts = !module.policy.services().is_empty();
+            for tool in module.tools().filter(|t| mask.shows_tool(name, &t.spec)) {
+                tools.push(flat_tool(name, tool, accounts));
+            }
+        }
+        tools
+    }
+}
+
+/// One module tool as a flat-mode tool. A module that acts for accounts
+/// takes an extra optional `account` (when the name is free).
+fn flat_tool(module: &str, tool: &crate::catalog::ServedTool, accounts: bool) -> Tool {
+    let mut schema = match &tool.input_schema {
+        Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    if let (true, Some(Value::Object(properties))) = (accounts, schema.get_mut("properties"))
+        && !properties.contains_key(FLAT_ACCOUNT)
+    {
+        properties.insert(
+            FLAT_ACCOUNT.to_owned(),
+            json!({"type": "string", "description": "Which of the owner's accounts to act for; omit for the default."}),
+        );
+    }
+    let f = tool.spec.flags;
+    let mut flat = Tool::new(
+        format!("{module}.{}", tool.spec.name),
+        tool.spec.description.clone(),
+        Arc::new(schema),
+    )
+    .with_annotations(
+        rmcp::model::ToolAnnotations::new()
+            .read_only(f.read_only)
+            .destructive(f.destructive)
+            .idempotent(f.idempotent)
+            .open_world(f.open_world),
+    );
+    if let Some(Value::Object(output)) = &tool.spec.output_schema {
+        flat.output_schema = Some(Arc::new(output.clone()));
+    }
+    flat
+}
+
+/// The property a flat-mode tool takes its account in.
+const FLAT_ACCOUNT: &str = "account";
+
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = if self.session.flat {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("mcpist", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(if self.session.flat {
+                FLAT_INSTRUCTIONS
+            } else {
+                INSTRUCTIONS
+            })
+    }
+
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        if !self.session.flat {
+            return;
+        }
+        // Tell this client whenever hot reload changes what it may see, for
+        // as long as it is connected.
+        let mut changes = self.catalog.changes();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                if peer.notify_tool_list_changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// MCP 2026-07-28 carries list changes on `subscriptions/listen`
+    /// streams; flat mode accepts the tools category.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        let mut accepted = rmcp::model::SubscriptionFilter::default();
+        if self.session.flat && requested.tools_list_changed == Some(true) {
+            accepted.tools_list_changed = Some(true);
+        }
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), ErrorData> {
+        if context.accepted().tools_list_changed != Some(true) {
+            context.cancelled().await;
+            return Ok(());
+        }
+        let mut changes = self.catalog.changes();
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                changed = changes.changed() => {
+                    if changed.is_err() || context.sink().notify_tool_list_changed().await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        if self.session.flat {
+            let client = self.client_of(&context.extensions);
+            return Ok(ListToolsResult::with_all_items(self.flat_tools(&client)));
+        }
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
+        if self.session.flat {
+            return None;
+        }
         self.tools.iter().find(|t| t.name == name).cloned()
     }
 
@@ -361,14 +503,30 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        // Over HTTP, the client the request was authenticated as; over
-        // stdio, the session's own.
-        let client = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<http::ClientName>())
-            .map_or_else(|| self.session.client.clone(), |c| c.0.clone());
-        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        let client = self.client_of(&context.extensions);
+        let mut arguments = Value::Object(request.arguments.unwrap_or_default());
+        if self.session.flat {
+            let Some((module, tool)) = request.name.split_once('.') else {
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "unknown tool `{}`; tools are named module.tool: see tools/list",
+                        request.name
+                    ),
+                    None,
+                ));
+            };
+            let account = arguments
+                .as_object_mut()
+                .and_then(|a| a.remove(FLAT_ACCOUNT))
+                .and_then(|a| a.as_str().map(str::to_owned));
+            let args = CallModuleToolArgs {
+                module: module.to_owned(),
+                tool: tool.to_owned(),
+                arguments: Some(arguments),
+                account,
+            };
+            return Ok(self.call_module_tool(args, client).await.into());
+        }
         let result = match request.name.as_ref() {
             GET_MODULE_SCHEMA => match meta_tools::parse(arguments) {
                 Ok(args) => self.get_module_schema(args, &self.session.masks.of(&client)),

@@ -140,12 +140,50 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Compiled modules by sha256, so that a rescan (hot reload) compiles only
+/// files it has not seen. Their `describe` still runs at every scan.
+#[derive(Default)]
+pub struct CompileCache {
+    compiled: std::sync::Mutex<std::collections::HashMap<String, PreparedModule>>,
+}
+
+impl CompileCache {
+    fn get(&self, sha256: &str) -> Option<PreparedModule> {
+        self.lock().get(sha256).cloned()
+    }
+
+    fn insert(&self, sha256: &str, prepared: &PreparedModule) {
+        self.lock().insert(sha256.to_owned(), prepared.clone());
+    }
+
+    /// Forget modules no longer in the folder.
+    fn retain(&self, present: &[&str]) {
+        self.lock()
+            .retain(|sha256, _| present.contains(&sha256.as_str()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, PreparedModule>> {
+        self.compiled.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Hash, compile and describe every module in `dir`, and compare with `lock`.
 pub async fn scan(
     runtime: &Runtime,
     dir: &Path,
     lock: &Lock,
     guards: &Guards,
+) -> Result<Scan, RegistryError> {
+    scan_cached(runtime, dir, lock, guards, &CompileCache::default()).await
+}
+
+/// [`scan`], reusing (and refreshing) the compiled modules in `cache`.
+pub async fn scan_cached(
+    runtime: &Runtime,
+    dir: &Path,
+    lock: &Lock,
+    guards: &Guards,
+    cache: &CompileCache,
 ) -> Result<Scan, RegistryError> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
@@ -166,8 +204,14 @@ pub async fn scan(
 
     let mut modules = Vec::with_capacity(files.len());
     for path in files {
-        modules.push(examine(runtime, &path, lock).await);
+        modules.push(examine(runtime, &path, lock, cache).await);
     }
+    cache.retain(
+        &modules
+            .iter()
+            .map(|m| m.sha256.as_str())
+            .collect::<Vec<_>>(),
+    );
     refuse_duplicate_names(&mut modules);
     guard(&mut modules, lock, guards);
 
@@ -180,7 +224,7 @@ pub async fn scan(
     Ok(Scan { modules, missing })
 }
 
-async fn examine(runtime: &Runtime, path: &Path, lock: &Lock) -> ModuleFile {
+async fn examine(runtime: &Runtime, path: &Path, lock: &Lock, cache: &CompileCache) -> ModuleFile {
     let file = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -216,7 +260,13 @@ async fn examine(runtime: &Runtime, path: &Path, lock: &Lock) -> ModuleFile {
 
     // Compile and describe in the sandbox, so that list and approve can show
     // what the module declares. Only pinned modules keep their compiled form.
-    let described = match runtime.prepare(&bytes) {
+    let prepared = match cache.get(&module.sha256) {
+        Some(prepared) => Ok(prepared),
+        None => runtime
+            .prepare(&bytes)
+            .inspect(|prepared| cache.insert(&module.sha256, prepared)),
+    };
+    let described = match prepared {
         Ok(prepared) => runtime
             .describe(&prepared, &file)
             .await

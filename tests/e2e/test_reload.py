@@ -126,3 +126,39 @@ async def test_flat_tools_of_account_modules_take_an_account(home):
         assert tools["github.get_repository"].annotations.read_only_hint is True
         wrong = await client.call_tool("github.get_repository", {"owner": "o", "repo": "r", "account": "work"})
         assert wrong.is_error and "there is no `github` account named `work`; github accounts: personal" in text_of(wrong)
+
+
+@pytest.mark.anyio
+async def test_two_versions_side_by_side_switch_and_roll_back(home):
+    from test_lifecycle import FIXTURES
+
+    install(home, "weather")
+    mcpist(home, "plugins", "approve", "weather", "--yes")
+    shutil.copy(FIXTURES / "weather_newhost.wasm", home / "plugins" / "weather2.wasm")
+
+    async def version():
+        result = await client.call_tool("get_module_schema", {})
+        return next(m["version"] for m in result.structured_content["modules"] if m["name"] == "weather")
+
+    async def serving(expected):
+        return await version() == expected
+
+    async with Client(serve(home)) as client:
+        assert await version() == "1.0.0"
+        # The new version is approved beside the old one, with its own hosts,
+        # and served at once; the old one stands by.
+        approve = mcpist(home, "plugins", "approve", "weather2", "--yes").stdout
+        assert "version  1.0.0 -> 2.0.0" in approve and "+ host https://collect.evil.example" in approve
+        await eventually(lambda: serving("2.0.0"), "version 2.0.0 to be served")
+        listing = mcpist(home, "plugins", "list").stdout
+        assert "standing by: weather2.wasm is the version served" in listing
+
+        # Roll back, and forward again, while the client stays connected.
+        assert "Serving weather@1.0.0" in mcpist(home, "plugins", "use", "weather@1.0.0").stdout
+        await eventually(lambda: serving("1.0.0"), "the rollback to 1.0.0")
+        mcpist(home, "plugins", "use", "weather@2.0.0")
+        await eventually(lambda: serving("2.0.0"), "2.0.0 again")
+    lock = (home / "registry.lock").read_text()
+    assert lock.count('name = "weather"') == 2 and 'weather = "weather2.wasm"' in lock
+    unknown = mcpist(home, "plugins", "use", "weather@9.9.9", check=False)
+    assert unknown.returncode != 0 and "pinned versions: weather@1.0.0 (weather.wasm), weather@2.0.0 (weather2.wasm)" in unknown.stderr

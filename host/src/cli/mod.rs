@@ -154,6 +154,12 @@ enum PluginsCommand {
         /// Module name (or file name without .wasm)
         name: String,
     },
+    /// Serve another pinned version of a module (a rollback, or back
+    /// again): `NAME@VERSION`, or a pinned file's name without `.wasm`
+    Use {
+        /// e.g. github@0.1.0
+        version: String,
+    },
     /// Unpin a module and set its file aside
     Remove {
         /// Module name (or file name without .wasm)
@@ -233,6 +239,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 plugins::reject(&config, &name).await
             }
             Command::Plugins(PluginsCommand::Remove { name }) => plugins::remove(&config, &name),
+            Command::Plugins(PluginsCommand::Use { version }) => {
+                plugins::use_version(&config, &version)
+            }
             Command::Plugins(PluginsCommand::Verify) => plugins::verify(&config).await,
             Command::Plugins(PluginsCommand::Host {
                 name,

@@ -107,6 +107,20 @@ pub(super) async fn approve(
     Ok(ExitCode::SUCCESS)
 }
 
+pub(super) fn use_version(config: &Config, spec: &str) -> anyhow::Result<ExitCode> {
+    let mut lock = Lock::load(&config.lock_file)?;
+    let entry = registry::use_version(&mut lock, spec)?;
+    lock.save(&config.lock_file)?;
+    writeln!(
+        std::io::stdout().lock(),
+        "Serving {}@{} ({}) from now on; a running server switches within a second.",
+        entry.name,
+        entry.version,
+        entry.file
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) async fn diff(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let (_runtime, lock, scan) = super::scan(config).await?;
     let module = registry::find(&scan, name, &config.plugins_dir)?;
@@ -261,7 +275,9 @@ pub(super) async fn verify(config: &Config) -> anyhow::Result<ExitCode> {
     let mut problems = 0;
     for module in &scan.modules {
         match &module.state {
-            ModuleState::Pinned => writeln!(out, "ok       {} ({})", module.name(), module.file)?,
+            ModuleState::Pinned | ModuleState::Standby { .. } => {
+                writeln!(out, "ok       {} ({})", module.name(), module.file)?
+            }
             state => {
                 problems += 1;
                 writeln!(
@@ -313,6 +329,9 @@ pub(super) fn state_detail(state: &ModuleState) -> String {
         ModuleState::Flagged => "pinned, but a guard flags what it shows the model and that finding was not accepted: \
              read `mcpist plugins diff NAME`, then approve it again with --accept-flagged if you trust it"
             .to_owned(),
+        ModuleState::Standby { active } => format!(
+            "pinned, standing by: {active} is the version served; `mcpist plugins use` switches"
+        ),
         ModuleState::Invalid { reason } => format!("cannot be used: {reason}"),
     }
 }

@@ -201,6 +201,9 @@ impl LockEntry {
 #[serde(deny_unknown_fields)]
 struct LockFileRepr {
     version: u32,
+    /// Module name → the file served when several versions are pinned.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    active: BTreeMap<String, String>,
     #[serde(default, rename = "module")]
     modules: Vec<LockEntry>,
 }
@@ -208,6 +211,7 @@ struct LockFileRepr {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Lock {
     entries: Vec<LockEntry>,
+    active: BTreeMap<String, String>,
 }
 
 impl Lock {
@@ -235,6 +239,7 @@ impl Lock {
         }
         Ok(Lock {
             entries: repr.modules,
+            active: repr.active,
         })
     }
 
@@ -261,7 +266,22 @@ impl Lock {
     /// Remove the pin of `file`; returns it if there was one.
     pub fn unpin(&mut self, file: &str) -> Option<LockEntry> {
         let index = self.entries.iter().position(|e| e.file == file)?;
+        self.active.retain(|_, active| active != file);
         Some(self.entries.remove(index))
+    }
+
+    /// The file that serves module `name` when several of its versions are
+    /// pinned, as set by [`Lock::activate`].
+    pub fn active(&self, name: &str) -> Option<&str> {
+        self.active.get(name).map(String::as_str)
+    }
+
+    /// Serve `file` for its module from now on; the module's other pinned
+    /// versions stand by (for a rollback).
+    pub fn activate(&mut self, file: &str) {
+        if let Some(entry) = self.by_file(file) {
+            self.active.insert(entry.name.clone(), file.to_owned());
+        }
     }
 
     /// The pin a module file is compared with: its own, else the pin of
@@ -274,6 +294,7 @@ impl Lock {
     pub fn to_toml(&self) -> String {
         let repr = LockFileRepr {
             version: FORMAT_VERSION,
+            active: self.active.clone(),
             modules: self.entries.clone(),
         };
         let body = toml::to_string_pretty(&repr).expect("lock entries always serialise");

@@ -70,6 +70,9 @@ pub enum ModuleState {
     /// Pinned, but a guard flags what it shows the LLM and the owner has not
     /// accepted that finding (the guards' settings changed since approval).
     Flagged,
+    /// Pinned, but another pinned version of the same module is the active
+    /// one (`mcpist plugins use`); kept for a rollback.
+    Standby { active: String },
     /// Cannot be used at all (not a component, wrong world, bad declaration,
     /// or a declaration that differs from the approved one).
     Invalid { reason: String },
@@ -82,6 +85,7 @@ impl ModuleState {
             ModuleState::Pending => "pending",
             ModuleState::Changed { .. } => "changed",
             ModuleState::Flagged => "flagged",
+            ModuleState::Standby { .. } => "standby",
             ModuleState::Invalid { .. } => "invalid",
         }
     }
@@ -130,9 +134,14 @@ impl Scan {
             .filter(|m| m.state == ModuleState::Pinned)
     }
 
-    /// Whether every file is pinned and every pin has its file.
+    /// Whether every file is pinned (served or standing by) and every pin
+    /// has its file.
     pub fn all_pinned(&self) -> bool {
-        self.missing.is_empty() && self.modules.iter().all(|m| m.state == ModuleState::Pinned)
+        self.missing.is_empty()
+            && self
+                .modules
+                .iter()
+                .all(|m| matches!(m.state, ModuleState::Pinned | ModuleState::Standby { .. }))
     }
 }
 
@@ -212,7 +221,7 @@ pub async fn scan_cached(
             .map(|m| m.sha256.as_str())
             .collect::<Vec<_>>(),
     );
-    refuse_duplicate_names(&mut modules);
+    choose_versions(&mut modules, lock);
     guard(&mut modules, lock, guards);
 
     let missing = lock
@@ -305,21 +314,36 @@ async fn examine(runtime: &Runtime, path: &Path, lock: &Lock, cache: &CompileCac
     module
 }
 
-/// Two pinned files may not serve the same module name: keep the first.
-fn refuse_duplicate_names(modules: &mut [ModuleFile]) {
-    let mut served: Vec<(String, String)> = Vec::new();
+/// One pinned file serves each module name: the active version from the
+/// lock, else the first file; other pinned versions stand by.
+fn choose_versions(modules: &mut [ModuleFile], lock: &Lock) {
+    let pinned: Vec<(String, String)> = modules
+        .iter()
+        .filter(|m| m.state == ModuleState::Pinned)
+        .map(|m| (m.name().to_owned(), m.file.clone()))
+        .collect();
     for module in modules
         .iter_mut()
         .filter(|m| m.state == ModuleState::Pinned)
     {
         let name = module.name().to_owned();
-        if let Some((_, first)) = served.iter().find(|(n, _)| *n == name) {
-            module.state = ModuleState::Invalid {
-                reason: format!("{first} already provides module `{name}`"),
+        let versions: Vec<&str> = pinned
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, f)| f.as_str())
+            .collect();
+        if versions.len() < 2 {
+            continue;
+        }
+        let active = lock
+            .active(&name)
+            .filter(|a| versions.contains(a))
+            .unwrap_or(versions[0]);
+        if module.file != active {
+            module.state = ModuleState::Standby {
+                active: active.to_owned(),
             };
             module.prepared = None;
-        } else {
-            served.push((name, module.file.clone()));
         }
     }
 }
@@ -439,6 +463,8 @@ pub fn approve(
                     .collect();
             }
             lock.pin(entry.clone());
+            // A newly approved version is the one served; others stand by.
+            lock.activate(&entry.file);
             Ok(entry)
         }
     }
@@ -474,6 +500,53 @@ pub fn find<'a>(scan: &'a Scan, name: &str, dir: &Path) -> Result<&'a ModuleFile
                 },
             }
         })
+}
+
+/// Make the pinned version `name@version` (or the pinned file `name`,
+/// without `.wasm`) the one served; the caller saves the lock.
+pub fn use_version(lock: &mut Lock, spec: &str) -> Result<LockEntry, RegistryError> {
+    let (name, version) = spec.split_once('@').unwrap_or((spec, ""));
+    let matching: Vec<&LockEntry> = lock
+        .entries()
+        .iter()
+        .filter(|e| {
+            (e.name == name && (version.is_empty() || e.version == version))
+                || e.file.strip_suffix(".wasm") == Some(spec)
+        })
+        .collect();
+    let versions = |name: &str| -> String {
+        lock.entries()
+            .iter()
+            .filter(|e| e.name == name)
+            .map(|e| format!("{}@{} ({})", e.name, e.version, e.file))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match matching.as_slice() {
+        [one] => {
+            let entry = (*one).clone();
+            lock.activate(&entry.file);
+            Ok(entry)
+        }
+        [] => Err(RegistryError::NotPinned {
+            name: spec.to_owned(),
+            hint: match versions(name).as_str() {
+                "" => "; approve it first with `mcpist plugins approve NAME`".to_owned(),
+                pinned => format!("; pinned versions: {pinned}"),
+            },
+        }),
+        several => Err(RegistryError::NotPinned {
+            name: spec.to_owned(),
+            hint: format!(
+                " unambiguously: {} match; name one by its file instead (`mcpist plugins use FILE-STEM`)",
+                several
+                    .iter()
+                    .map(|e| e.file.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
 }
 
 /// A state `approve` can act on.

@@ -503,14 +503,18 @@ pub fn find<'a>(scan: &'a Scan, name: &str, dir: &Path) -> Result<&'a ModuleFile
 }
 
 /// Make the pinned version `name@version` (or the pinned file `name`,
-/// without `.wasm`) the one served; the caller saves the lock.
+/// without `.wasm`) the one served; the caller saves the lock. A version may
+/// be given in part: `github@1` is the pinned 1.x.y, if there is one.
 pub fn use_version(lock: &mut Lock, spec: &str) -> Result<LockEntry, RegistryError> {
     let (name, version) = spec.split_once('@').unwrap_or((spec, ""));
     let matching: Vec<&LockEntry> = lock
         .entries()
         .iter()
         .filter(|e| {
-            (e.name == name && (version.is_empty() || e.version == version))
+            (e.name == name
+                && (version.is_empty()
+                    || e.version == version
+                    || e.version.starts_with(&format!("{version}."))))
                 || e.file.strip_suffix(".wasm") == Some(spec)
         })
         .collect();

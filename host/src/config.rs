@@ -78,6 +78,16 @@ struct ConfigFile {
     account_masks: AccountMaskFiles,
     #[serde(default)]
     guards: GuardsFile,
+    #[serde(default)]
+    cache: CacheFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheFile {
+    /// Where compiled modules are kept; `false` in `enabled` turns it off.
+    dir: Option<PathBuf>,
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -200,6 +210,8 @@ pub struct Config {
     pub masks: BTreeMap<String, MaskFile>,
     pub account_masks: AccountMaskFiles,
     pub guards: Guards,
+    /// Where compiled modules are kept across starts; none when disabled.
+    pub compiled_cache: Option<PathBuf>,
 }
 
 /// The Streamable HTTP endpoint (`mcpist serve --http`).
@@ -450,6 +462,11 @@ impl Config {
         Ok(Config {
             masks: file.masks,
             account_masks: file.account_masks,
+            compiled_cache: file.cache.enabled.unwrap_or(true).then(|| {
+                file.cache
+                    .dir
+                    .map_or_else(|| home.join("cache").join("compiled"), relative)
+            }),
             guards: match file.guards.smuggling_parameters {
                 Some(names) => Guards {
                     smuggling_parameters: names,

@@ -21,7 +21,7 @@ use crate::mcp::Session;
 use crate::mcp::http::HttpServeSettings;
 use crate::policy::Masks;
 use crate::registry::{self, HostRule, Lock};
-use crate::runtime::Runtime;
+use crate::runtime::{CompiledCache, Runtime};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -286,16 +286,25 @@ pub fn run() -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The engine, keeping compiled modules on disk unless configured not to.
+fn runtime(config: &Config) -> anyhow::Result<Runtime> {
+    let runtime = Runtime::new(config.limits)?;
+    Ok(match &config.compiled_cache {
+        Some(dir) => runtime.with_compiled_cache(CompiledCache::new(dir)),
+        None => runtime,
+    })
+}
+
 /// Load the lock and scan the plugins folder.
 async fn scan(config: &Config) -> anyhow::Result<(Arc<Runtime>, Lock, registry::Scan)> {
-    let runtime = Arc::new(Runtime::new(config.limits)?);
+    let runtime = Arc::new(runtime(config)?);
     let lock = Lock::load(&config.lock_file)?;
     let scan = registry::scan(&runtime, &config.plugins_dir, &lock, &config.guards).await?;
     Ok((runtime, lock, scan))
 }
 
 async fn serve(config: &Config, http: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
-    let runtime = Arc::new(Runtime::new(config.limits)?);
+    let runtime = Arc::new(runtime(config)?);
     let egress = Arc::new(Egress::new(config.http, &config.upstreams)?);
     for (host, base) in &config.upstreams {
         tracing::info!(host, base, "upstream override");

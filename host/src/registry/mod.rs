@@ -272,7 +272,7 @@ async fn examine(runtime: &Runtime, path: &Path, lock: &Lock, cache: &CompileCac
     let prepared = match cache.get(&module.sha256) {
         Some(prepared) => Ok(prepared),
         None => runtime
-            .prepare(&bytes)
+            .prepare_hashed(&bytes, &module.sha256)
             .inspect(|prepared| cache.insert(&module.sha256, prepared)),
     };
     let described = match prepared {

@@ -6,6 +6,7 @@
 //! and import resolution are done once, at load, into an `InstancePre`, so a
 //! call only pays for instantiation.
 
+mod compiled_cache;
 mod guest_output;
 mod host;
 mod limits;
@@ -22,6 +23,7 @@ use crate::registry::manifest::{
 };
 pub use limits::Limits;
 
+pub use compiled_cache::CompiledCache;
 use guest_output::GuestOutput;
 use host::CallState;
 
@@ -152,6 +154,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
     limits: Limits,
+    compiled: Option<CompiledCache>,
 }
 
 impl Runtime {
@@ -173,16 +176,46 @@ impl Runtime {
             engine,
             linker,
             limits,
+            compiled: None,
         })
+    }
+
+    /// Keep compiled modules in `cache` across starts.
+    pub fn with_compiled_cache(mut self, cache: CompiledCache) -> Runtime {
+        self.compiled = Some(cache);
+        self
     }
 
     /// Compile a component and resolve its imports. Done once per module.
     pub fn prepare(&self, bytes: &[u8]) -> Result<PreparedModule, RuntimeError> {
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        self.link(&component)
+    }
+
+    /// [`Runtime::prepare`], through the compiled-module cache if there is
+    /// one; `sha256` is the hash of `bytes`.
+    pub fn prepare_hashed(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<PreparedModule, RuntimeError> {
+        let Some(cache) = &self.compiled else {
+            return self.prepare(bytes);
+        };
+        if let Some(component) = cache.load(&self.engine, sha256) {
+            return self.link(&component);
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        cache.store(&self.engine, sha256, &component);
+        self.link(&component)
+    }
+
+    fn link(&self, component: &Component) -> Result<PreparedModule, RuntimeError> {
         let instance_pre = self
             .linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         let pre = bindings::PluginPre::new(instance_pre)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;

@@ -59,6 +59,7 @@ def test_guards_refuse_smuggling_and_flag_poisoning(home):
     diff = mcpist(home, "plugins", "diff", "weather").stdout
     assert 'FLAGGED: tool `forecast` description: injection marker "<important>"' in diff
     assert "U+200B (zero-width)" in diff
+    assert "Ig<U+200B>nore previous instructions" in diff, "hidden characters are spelled out"
     poisoned = mcpist(home, "plugins", "approve", "weather", "--yes", check=False)
     assert poisoned.returncode != 0 and "--accept-flagged" in poisoned.stderr
     mcpist(home, "plugins", "approve", "weather", "--yes", "--accept-flagged")

@@ -84,6 +84,8 @@ pub struct Reloader {
     broker: Arc<Broker>,
     cache: CompileCache,
     live: Arc<LiveCatalog>,
+    /// Pending files already announced in the log, by sha256.
+    announced: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Reloader {
@@ -110,8 +112,23 @@ impl Reloader {
             broker,
             cache,
             live: Arc::new(LiveCatalog::new(catalog)),
+            announced: Default::default(),
         };
         Ok((Arc::new(reloader), scan))
+    }
+
+    /// Log each file waiting for approval once, not at every reload.
+    fn announce_pending(&self, scan: &Scan) {
+        let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        for module in &scan.modules {
+            let waiting = matches!(
+                module.state,
+                ModuleState::Pending | ModuleState::Changed { .. }
+            );
+            if waiting && announced.insert(module.sha256.clone()) {
+                tracing::info!(module = module.name(), file = %module.file, state = module.state.label(), "waiting for approval: `mcpist plugins diff {}`", module.name());
+            }
+        }
     }
 
     pub fn live(&self) -> &Arc<LiveCatalog> {
@@ -138,6 +155,7 @@ impl Reloader {
             self.broker.clone(),
         );
         report(&before, &catalog, &scan);
+        self.announce_pending(&scan);
         self.live.replace(catalog);
         Ok(())
     }
@@ -234,12 +252,6 @@ fn report(before: &Catalog, after: &Catalog, scan: &Scan) {
                 },
             );
             tracing::warn!(module = %module.manifest.name, file = %module.file, "no longer served: {why}");
-        }
-    }
-    for module in &scan.modules {
-        if module.state == ModuleState::Pending && !before.modules().any(|m| m.file == module.file)
-        {
-            tracing::info!(module = module.name(), file = %module.file, "new module waiting for approval: `mcpist plugins diff {}`", module.name());
         }
     }
 }

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use similar::{ChangeTag, TextDiff};
 
-use super::guards::{Finding, Severity};
+use super::guards::{Finding, Severity, reveal};
 use super::lock::LockEntry;
 use super::manifest::{ModuleManifest, ToolSpec};
 
@@ -181,7 +181,7 @@ impl ModuleDiff {
             }
         };
         if new {
-            let _ = writeln!(out, "  about    {}", self.description);
+            let _ = writeln!(out, "  about    {}", reveal(&self.description));
             if self.hosts_added.is_empty() {
                 let _ = writeln!(out, "  hosts    none: no network access");
             }
@@ -264,11 +264,11 @@ fn same_but_name(a: &ToolSpec, b: &ToolSpec) -> bool {
 fn describe_tool(tool: &ToolSpec) -> String {
     let mut text = format!(
         "description: {}\ninput schema: {}",
-        tool.description,
-        pretty(&tool.input_schema)
+        reveal(&tool.description),
+        reveal(&pretty(&tool.input_schema))
     );
     if let Some(output) = &tool.output_schema {
-        let _ = write!(text, "\noutput schema: {}", pretty(output));
+        let _ = write!(text, "\noutput schema: {}", reveal(&pretty(output)));
     }
     let flags = tool.flags.names();
     if !flags.is_empty() {
@@ -305,7 +305,7 @@ fn section(out: &mut String, title: &str, old: &str, new: &str) {
         let _ = writeln!(
             out,
             "        {sign} {}",
-            change.value().trim_end_matches('\n')
+            reveal(change.value().trim_end_matches('\n'))
         );
     }
 }

@@ -270,6 +270,19 @@ fn walk_schema(value: &Value, pointer: &str, visit: &mut impl FnMut(&str, &str, 
     }
 }
 
+/// `text` with every hidden character spelled out (`<U+200B>`), so that a
+/// person reads what the model reads.
+pub fn reveal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match hidden_kind(c) {
+            Some(_) => out.push_str(&format!("<U+{:04X}>", c as u32)),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 /// Characters that render as nothing, or reorder what is shown.
 fn hidden_kind(c: char) -> Option<&'static str> {
     match c as u32 {
@@ -435,6 +448,15 @@ mod tests {
             "{findings:?}"
         );
         assert!(findings.iter().any(|f| f.starts_with("tool `t` input schema at /properties/a/description: hidden characters: U+E0073 (Unicode tag)")), "{findings:?}");
+    }
+
+    #[test]
+    fn reveal_spells_out_hidden_characters() {
+        assert_eq!(
+            reveal("Ig\u{200B}nore \u{202E}x"),
+            "Ig<U+200B>nore <U+202E>x"
+        );
+        assert_eq!(reveal("plain"), "plain");
     }
 
     #[test]

@@ -18,6 +18,16 @@ REPO = Path(os.environ.get("MCPIST_REPO", Path(__file__).resolve().parents[2]))
 BINARY = Path(os.environ.get("MCPIST_BIN", REPO / "target" / "debug" / "mcpist"))
 UPSTREAMS = Path(__file__).resolve().parent / "upstreams"
 
+# A raw Streamable HTTP initialize request, for tests of what the server
+# answers before any MCP client logic.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
 
 def env_for(home, **extra):
     """A minimal environment: nothing of the caller's leaks into the server."""

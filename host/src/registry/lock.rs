@@ -183,6 +183,12 @@ impl LockEntry {
             .collect()
     }
 
+    /// Whether `name` designates this entry: its module name, or its file
+    /// name without `.wasm`.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name == name || self.file.strip_suffix(".wasm") == Some(name)
+    }
+
     /// Whether `manifest` declares exactly what this entry approved.
     pub fn matches(&self, manifest: &ModuleManifest) -> bool {
         self.name == manifest.name

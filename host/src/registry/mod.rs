@@ -574,7 +574,7 @@ pub fn set_host_rule(
     let mut entries: Vec<&mut LockEntry> = lock
         .entries_mut()
         .iter_mut()
-        .filter(|e| e.name == name || e.file.strip_suffix(".wasm") == Some(name))
+        .filter(|e| e.answers_to(name))
         .collect();
     if entries.is_empty() {
         return Err(RegistryError::NotPinned {

@@ -179,6 +179,7 @@ struct LimitsFile {
     cpu_ms: Option<u64>,
     wall_ms: Option<u64>,
     output_kib: Option<u64>,
+    concurrent_calls: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -316,6 +317,10 @@ impl Config {
                 .limits
                 .output_kib
                 .map_or(defaults.output_bytes, |k| (k as usize) << 10),
+            concurrent_calls: file
+                .limits
+                .concurrent_calls
+                .map_or(defaults.concurrent_calls, |n| n.max(1)),
         };
         let resolve = |p: Option<PathBuf>, default: &str| match p {
             Some(p) if p.is_relative() => base.join(p),

@@ -16,6 +16,9 @@ pub struct Limits {
     pub wall_time: Duration,
     /// Bytes of content and structured result the call may return.
     pub output_bytes: usize,
+    /// Calls that may run at once. Each running call holds one slot of the
+    /// runtime's instance pool; further calls wait for a slot to free up.
+    pub concurrent_calls: u32,
 }
 
 impl Default for Limits {
@@ -25,9 +28,15 @@ impl Default for Limits {
             cpu_time: Duration::from_secs(5),
             wall_time: Duration::from_secs(30),
             output_bytes: 1 << 20,
+            concurrent_calls: 64,
         }
     }
 }
+
+/// Elements a module's table may hold (tables hold function references; a
+/// module needs a few thousand at most). Also the size of each table slot in
+/// the instance pool.
+pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// Enforces `Limits::memory_bytes` and remembers whether it refused a
 /// request, so that the resulting trap can be reported as what it was.
@@ -57,7 +66,6 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        // Tables hold function references; a module needs a few thousand at most.
-        Ok(desired <= 100_000)
+        Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }

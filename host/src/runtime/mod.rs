@@ -11,11 +11,13 @@ mod guest_output;
 mod host;
 mod limits;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, PoolingAllocationConfig, Store};
 
 use crate::egress::CallEgress;
 use crate::registry::manifest::{
@@ -155,13 +157,52 @@ pub struct Runtime {
     linker: Linker<CallState>,
     limits: Limits,
     compiled: Option<CompiledCache>,
+    /// One permit per slot of the instance pool, so that a burst of calls
+    /// waits for a slot instead of failing to instantiate.
+    slots: Arc<Semaphore>,
+    /// Tools answered by host code instead of their module: only the
+    /// benchmarks install one, to measure what the sandbox costs.
+    native_twins: Vec<NativeTwin>,
 }
+
+/// A host implementation of one module tool; see [`Runtime::with_native_twin`].
+pub type NativeTool = Arc<dyn Fn(&Value) -> Result<ToolOutput, ModuleError> + Send + Sync>;
+
+struct NativeTwin {
+    module: String,
+    tool: String,
+    run: NativeTool,
+}
+
+/// Per call, room in the instance pool for this many core instances and
+/// tables (a Rust component has 3 core modules and 2 tables; components from
+/// other toolchains link in more, e.g. a language runtime's libraries) and
+/// memories (one is the norm).
+const CORE_INSTANCES_PER_CALL: u32 = 16;
+const MEMORIES_PER_CALL: u32 = 2;
 
 impl Runtime {
     pub fn new(limits: Limits) -> Result<Runtime, RuntimeError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // A fresh instance per call is only cheap if instantiation does not
+        // map and unmap memory each time: the pooling allocator reserves the
+        // slots once, keeps a module's copy-on-write memory image mapped in
+        // the slot it last used, and resets a slot on release. Released
+        // memory goes back to the kernel (`madvise`): keeping 1 or 4 MiB
+        // resident and resetting it with `memset` measured slower here
+        // (docs/benchmarks.md).
+        let slots = limits.concurrent_calls.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * CORE_INSTANCES_PER_CALL)
+            .total_tables(slots * CORE_INSTANCES_PER_CALL)
+            .total_memories(slots * MEMORIES_PER_CALL)
+            .total_stacks(slots)
+            .max_memory_size(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX))
+            .table_elements(limits::MAX_TABLE_ELEMENTS);
+        config.allocation_strategy(pool);
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         spawn_epoch_ticker(&engine);
 
@@ -177,7 +218,30 @@ impl Runtime {
             linker,
             limits,
             compiled: None,
+            slots: Arc::new(Semaphore::new(slots as usize)),
+            native_twins: Vec::new(),
         })
+    }
+
+    /// Answer `module`'s `tool` with `run`, in the host, instead of in a
+    /// sandbox. Everything around the call (protocol, masks, argument and
+    /// output validation, audit) stays as it is, so a benchmark comparing
+    /// the two measures the sandbox alone. Never used to serve.
+    pub fn with_native_twin(mut self, module: &str, tool: &str, run: NativeTool) -> Runtime {
+        self.native_twins.push(NativeTwin {
+            module: module.to_owned(),
+            tool: tool.to_owned(),
+            run,
+        });
+        self
+    }
+
+    /// Set up and tear down one call's sandbox (store, limits, instance)
+    /// without calling into it: the fixed cost of a fresh instance per call.
+    /// For benchmarks.
+    pub async fn instantiate_and_drop(&self, module: &PreparedModule) -> Result<(), CallError> {
+        self.run(module, "benchmark", None, |_, _| Box::pin(async { Ok(()) }))
+            .await
     }
 
     /// Keep compiled modules in `cache` across starts.
@@ -257,6 +321,13 @@ impl Runtime {
         context: &CallContext,
         egress: CallEgress,
     ) -> Result<Result<ToolOutput, ModuleError>, CallError> {
+        if let Some(twin) = self
+            .native_twins
+            .iter()
+            .find(|t| t.module == name && t.tool == tool)
+        {
+            return Ok((twin.run)(arguments));
+        }
         let arguments = arguments.to_string();
         let wit_context = wit_types::CallContext {
             account: context.account.clone(),
@@ -295,6 +366,8 @@ impl Runtime {
                 Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
             > + Send,
     {
+        // The semaphore is never closed, so acquiring only waits.
+        let _slot = self.slots.acquire().await;
         let limits = self.limits;
         let stdout = GuestOutput::default();
         let stderr = GuestOutput::default();

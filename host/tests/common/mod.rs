@@ -65,6 +65,7 @@ pub fn test_limits() -> Limits {
         cpu_time: std::time::Duration::from_millis(300),
         wall_time: std::time::Duration::from_secs(3),
         output_bytes: 1 << 20,
+        concurrent_calls: 8,
     }
 }
 

@@ -76,7 +76,7 @@ impl McpServer {
     /// Serve MCP over this process's stdin and stdout until the client
     /// disconnects.
     pub async fn serve_stdio(self) -> anyhow::Result<()> {
-        let running = self.serve(rmcp::transport::stdio()).await?;
+        let running = self.serve(stdio_pipes()).await?;
         let reason = running.waiting().await?;
         tracing::info!(?reason, "MCP session over stdio ended");
         Ok(())
@@ -259,6 +259,36 @@ struct Names {
 }
 
 /// The accounts a module can act for, per service it uses: names only.
+/// This process's stdin and stdout for the MCP session. MCP clients start a
+/// server with pipes; a pipe is read and written without blocking, driven by
+/// the runtime's reactor. (tokio's `stdin()`/`stdout()`, kept for anything
+/// that is not a pipe, hand every read and write to a blocking thread: two
+/// thread hand-offs per message, a large part of a call's cost.)
+fn stdio_pipes() -> (
+    Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+) {
+    use std::os::fd::AsFd;
+    use tokio::net::unix::pipe;
+    let input: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Receiver::from_owned_fd)
+    {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdin()),
+    };
+    let output: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = match std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Sender::from_owned_fd)
+    {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdout()),
+    };
+    (input, output)
+}
+
 fn module_accounts(module: &ServedModule, catalog: &Catalog, mask: &Mask) -> Value {
     let services = module.policy.services();
     if services.is_empty() {

@@ -210,6 +210,12 @@ fn parse_path_prefix(text: &str) -> Result<String, String> {
 
 /// Run the command line; the exit code says whether it succeeded.
 pub fn run() -> anyhow::Result<ExitCode> {
+    run_with(|runtime| runtime)
+}
+
+/// [`run`], with `customize` applied to the engine that `serve` uses (the
+/// benchmarks install a native twin of a tool this way).
+pub fn run_with(customize: fn(Runtime) -> Runtime) -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref(), &Env::from_process())?;
     if let Some(dir) = cli.plugins_dir {
@@ -224,7 +230,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         .build()?;
     tokio.block_on(async move {
         match cli.command {
-            Command::Serve { http } => serve(&config, http).await.map(|()| ExitCode::SUCCESS),
+            Command::Serve { http } => serve(&config, http, customize)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Client(ClientCommand::Add { name }) => client::add(&config, &name),
             Command::Client(ClientCommand::List) => client::list(&config),
             Command::Client(ClientCommand::Remove { name }) => client::remove(&config, &name),
@@ -303,8 +311,12 @@ async fn scan(config: &Config) -> anyhow::Result<(Arc<Runtime>, Lock, registry::
     Ok((runtime, lock, scan))
 }
 
-async fn serve(config: &Config, http: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
-    let runtime = Arc::new(runtime(config)?);
+async fn serve(
+    config: &Config,
+    http: Option<std::net::SocketAddr>,
+    customize: fn(Runtime) -> Runtime,
+) -> anyhow::Result<()> {
+    let runtime = Arc::new(customize(runtime(config)?));
     let egress = Arc::new(Egress::new(config.http, &config.upstreams)?);
     for (host, base) in &config.upstreams {
         tracing::info!(host, base, "upstream override");

@@ -1,23 +1,39 @@
-//! `cargo xtask bench`: sequential `call_module_tool` latency, over stdio
-//! and over Streamable HTTP, in one run, so that HTTP is reported as a ratio
-//! to stdio measured on the same machine at the same time.
+//! `cargo xtask bench`: what a `call_module_tool` costs end to end, in one
+//! run and one table, against two baselines measured in the same run with
+//! the same client:
+//!
+//! - the **floor**: a do-nothing stdio server (`host/examples/floor_server.rs`)
+//!   that answers every request with a fixed result; the client, the pipes
+//!   and the wake-ups are all it costs;
+//! - the **native twin**: `mcpist` itself with the bundled `text.count`
+//!   answered by native Rust in the host (`host/examples/native_twin.rs`)
+//!   instead of by the `text` module in a fresh sandbox.
+//!
+//! Then cold starts (compiled modules cached on disk, and not), peak RSS,
+//! throughput with several calls in flight (and how many cores that used),
+//! and the criterion micro-benchmarks of `host/benches/sandbox.rs`.
 //!
 //! The clients are minimal hand-written JSON-RPC clients (newline-delimited
 //! on the server's pipes; HTTP/1.1 keep-alive on one TCP connection), so the
-//! figures are the server's cost plus the transport, not an SDK's. The server
-//! runs with the repository's `mcpist.toml` in a scratch data folder
-//! (`target/bench-home`), so its audit log is written as configured there.
+//! figures are the server's cost plus the transport, not an SDK's. The
+//! servers run in a scratch data folder (`target/bench-home`) with the
+//! bundled modules of `plugins/` and `registry.lock`, and the audit log
+//! written but not flushed to disk per call (`fsync = "never"`); one more
+//! row shows what `fsync = "always"` adds on this machine's disk.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-const WARMUP: usize = 100;
+const WARMUP: usize = 200;
+/// Requests kept in flight by the throughput measurement.
+const IN_FLIGHT: usize = 8;
 const CALL: &str = r#"{"name":"call_module_tool","arguments":{"module":"text","tool":"count","arguments":{"text":"the quick brown fox"}}}"#;
 const INITIALIZE: &str = r#"{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"xtask-bench","version":"0"}}"#;
 
@@ -27,17 +43,43 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
             .get(i + 1)
             .and_then(|n| n.to_str()?.parse().ok())
             .context("--calls takes a number")?,
-        None => 1000,
+        None => 2000,
     };
+    let skip_micro = args.iter().any(|a| a == "--no-micro");
     let binary = super::build_release(root)?;
+    super::status(super::cargo().current_dir(root).args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "mcpist",
+        "--example",
+        "native_twin",
+        "--example",
+        "floor_server",
+    ]))?;
+    let examples = root.join("target/release/examples");
     let home = root.join("target/bench-home");
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(&home)?;
-    let server = |args: &[&str]| {
-        let mut command = Command::new(&binary);
+    let config = |fsync: &str| -> anyhow::Result<PathBuf> {
+        let path = home.join(format!("mcpist-fsync-{fsync}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "plugins_dir = {:?}\nlock_file = {:?}\n[audit]\nfsync = {fsync:?}\n",
+                root.join("plugins"),
+                root.join("registry.lock")
+            ),
+        )?;
+        Ok(path)
+    };
+    let (never, always) = (config("never")?, config("always")?);
+    let server = |program: &Path, config: &Path, args: &[&str]| {
+        let mut command = Command::new(program);
         command
             .arg("--config")
-            .arg(root.join("mcpist.toml"))
+            .arg(config)
             .args(args)
             .env("MCPIST_HOME", &home)
             .env("MCPIST_LOG", "warn");
@@ -45,23 +87,296 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
     };
 
     println!(
-        "mcpist {}, text.count, {calls} sequential calls after {WARMUP} warm-up",
-        binary.display()
+        "text.count, {calls} sequential calls after {WARMUP} warm-up; {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let (child, mut stdio, cold_start) = start_stdio(&mut server(&["serve"]))?;
-    let stdio_figures = measure(&mut stdio, calls)?;
-    drop(stdio);
-    stop(child);
-    // The first start compiled the modules and kept them; time a start that
-    // finds them (median of a few).
+    // The first start compiles the modules and keeps them: the uncached
+    // cold start. The rest find them cached.
+    let mcpist = measure_stdio(&mut server(&binary, &never, &["serve"]), calls)?;
     let mut cached = Vec::new();
     for _ in 0..5 {
-        cached.push(time_start(&mut server(&["serve"]))?);
+        cached.push(time_start(&mut server(&binary, &never, &["serve"]))?);
     }
     cached.sort();
     let cached_start = cached[cached.len() / 2];
+    let floor = measure_stdio(&mut Command::new(examples.join("floor_server")), calls)?;
+    let twin = measure_stdio(
+        &mut server(&examples.join("native_twin"), &never, &["serve"]),
+        calls,
+    )?;
+    let fsync = measure_stdio(&mut server(&binary, &always, &["serve"]), calls)?;
+    let http = measure_http(&binary, &never, &server, calls)?;
+    let concurrent = measure_concurrent(&mut server(&binary, &never, &["serve"]), calls)?;
+    let twenty = measure_twenty(root, &binary)?;
 
-    let key = server(&["client", "add", "bench"])
+    let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
+    let us = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6);
+    let ratio = |a: Duration, b: Duration| format!("{:.2}", a.as_secs_f64() / b.as_secs_f64());
+    println!();
+    println!(
+        "  {:<34}{:>10}{:>10}{:>9}{:>10}{:>9}{:>13}{:>12}",
+        "sequential calls",
+        "median",
+        "p99",
+        "calls/s",
+        "× native",
+        "× floor",
+        "server cost",
+        "peak RSS"
+    );
+    for (label, f) in [
+        ("do-nothing server (floor), stdio", &floor),
+        ("native twin in mcpist, stdio", &twin),
+        ("mcpist, stdio", &mcpist),
+        ("mcpist, stdio, audit fsync=always", &fsync),
+        ("mcpist, HTTP (loopback)", &http),
+    ] {
+        println!(
+            "  {label:<34}{:>10}{:>10}{:>9.0}{:>10}{:>9}{:>13}{:>12}",
+            ms(f.median),
+            ms(f.p99),
+            f.per_second,
+            ratio(f.median, twin.median),
+            ratio(f.median, floor.median),
+            us(f.median.saturating_sub(floor.median)),
+            mib(f.peak_rss_kib),
+        );
+    }
+    println!();
+    println!(
+        "  {IN_FLIGHT} calls in flight, stdio: {:.0} calls/s ({:.2}× sequential), {:.2} cores busy, peak RSS {}",
+        concurrent.per_second,
+        concurrent.per_second / mcpist.per_second,
+        concurrent.cores,
+        mib(concurrent.peak_rss_kib)
+    );
+    println!(
+        "  cold start (process start to first tools/list answer, {} bundled modules): {} uncached, {} with compiled modules cached",
+        count_modules(&root.join("plugins")),
+        ms(mcpist.cold_start),
+        ms(cached_start)
+    );
+    println!(
+        "  cold start with {} modules: {} uncached, {} cached; peak RSS {} after {WARMUP} calls",
+        twenty.modules,
+        ms(twenty.uncached),
+        ms(twenty.cached),
+        mib(twenty.peak_rss_kib)
+    );
+    if !skip_micro {
+        micro(root)?;
+    }
+    Ok(())
+}
+
+struct Twenty {
+    modules: usize,
+    uncached: Duration,
+    cached: Duration,
+    peak_rss_kib: u64,
+}
+
+/// Cold start and RSS with 20 modules: the bundled ones and enough builds of
+/// the `numbered` fixture, each under its own name, in a data folder of
+/// their own (`target/bench-home-20`).
+fn measure_twenty(root: &Path, binary: &Path) -> anyhow::Result<Twenty> {
+    const MODULES: usize = 20;
+    let home = root.join("target/bench-home-20");
+    let plugins = home.join("plugins");
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&plugins)?;
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(root.join("plugins"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "wasm") {
+            std::fs::copy(&path, plugins.join(path.file_name().context("a file")?))?;
+            names.push(
+                path.file_stem()
+                    .context("a file")?
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    for i in 1..=MODULES.saturating_sub(names.len()) {
+        let name = format!("numbered{i:02}");
+        super::status(
+            super::cargo()
+                .current_dir(root)
+                .args([
+                    "build",
+                    "--release",
+                    "--locked",
+                    "--target",
+                    super::WASM_TARGET,
+                    "-p",
+                    "numbered",
+                ])
+                .arg("--manifest-path")
+                .arg(root.join("tests/fixtures/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(root.join("target/bench-numbered"))
+                .env("MCPIST_FIXTURE_NAME", &name),
+        )?;
+        std::fs::copy(
+            root.join("target/bench-numbered")
+                .join(super::WASM_TARGET)
+                .join("release/numbered.wasm"),
+            plugins.join(format!("{name}.wasm")),
+        )?;
+        names.push(name);
+    }
+    let config = home.join("mcpist.toml");
+    std::fs::write(&config, "[audit]\nfsync = \"never\"\n")?;
+    let mcpist = |args: &[&str]| {
+        let mut command = Command::new(binary);
+        command
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("MCPIST_HOME", &home)
+            .env("MCPIST_LOG", "warn");
+        command
+    };
+    for name in &names {
+        let approved = mcpist(&["plugins", "approve", name, "--yes"])
+            .stdout(Stdio::null())
+            .status()?;
+        if !approved.success() {
+            bail!("cannot approve {name} in {}", home.display());
+        }
+    }
+    let _ = std::fs::remove_dir_all(home.join("cache"));
+    let uncached = time_start(&mut mcpist(&["serve"]))?;
+    let mut cached = Vec::new();
+    for _ in 0..5 {
+        cached.push(time_start(&mut mcpist(&["serve"]))?);
+    }
+    cached.sort();
+    let (child, mut stdio, _) = start_stdio(&mut mcpist(&["serve"]))?;
+    let warm = time_calls(&mut stdio, 1);
+    let peak_rss_kib = peak_rss_kib(child.id());
+    drop(stdio);
+    stop(child);
+    warm?;
+    Ok(Twenty {
+        modules: names.len(),
+        uncached,
+        cached: cached[cached.len() / 2],
+        peak_rss_kib,
+    })
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn count_modules(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
+            .count()
+    })
+}
+
+/// Run the criterion micro-benchmarks and print their medians.
+fn micro(root: &Path) -> anyhow::Result<()> {
+    super::status(super::cargo().current_dir(root).args([
+        "bench",
+        "--locked",
+        "-p",
+        "mcpist",
+        "--bench",
+        "sandbox",
+        "--",
+        "--noplot",
+        "--warm-up-time",
+        "1",
+        "--measurement-time",
+        "3",
+    ]))?;
+    println!();
+    println!("  criterion medians (host/benches/sandbox.rs, target/criterion/):");
+    let medians = criterion_medians(&root.join("target/criterion"))?;
+    for bench in [
+        "instantiate/fresh_sandbox",
+        "call/text.count/sandboxed",
+        "call/text.count/native",
+        "validate/text.count",
+        "validate/github.create_issue",
+    ] {
+        let ns = medians
+            .iter()
+            .find(|(id, _)| id == bench)
+            .map(|(_, ns)| *ns)
+            .with_context(|| format!("criterion wrote no result for {bench}"))?;
+        println!("    {bench:<32}{:>10.2} µs", ns / 1e3);
+    }
+    Ok(())
+}
+
+/// Every benchmark's id and median (ns) under criterion's output folder:
+/// each `new/benchmark.json` names the benchmark, `new/estimates.json`
+/// beside it holds the estimates.
+fn criterion_medians(dir: &Path) -> anyhow::Result<Vec<(String, f64)>> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.ends_with("new/benchmark.json") {
+                let read = |p: &Path| -> anyhow::Result<serde_json::Value> {
+                    Ok(serde_json::from_str(&std::fs::read_to_string(p)?)?)
+                };
+                let id = read(&path)?["full_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let estimates = read(&path.with_file_name("estimates.json"))?;
+                if let Some(ns) = estimates["median"]["point_estimate"].as_f64() {
+                    found.push((id, ns));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+struct Figures {
+    median: Duration,
+    p99: Duration,
+    per_second: f64,
+    cold_start: Duration,
+    peak_rss_kib: u64,
+}
+
+/// Start a stdio server, time sequential calls, note its peak RSS, stop it.
+fn measure_stdio(command: &mut Command, calls: usize) -> anyhow::Result<Figures> {
+    let (child, mut stdio, cold_start) = start_stdio(command)?;
+    let timed = time_calls(&mut stdio, calls);
+    let peak_rss_kib = peak_rss_kib(child.id());
+    drop(stdio);
+    stop(child);
+    let (median, p99, per_second) = timed?;
+    Ok(Figures {
+        median,
+        p99,
+        per_second,
+        cold_start,
+        peak_rss_kib,
+    })
+}
+
+fn measure_http(
+    binary: &Path,
+    config: &Path,
+    server: &dyn Fn(&Path, &Path, &[&str]) -> Command,
+    calls: usize,
+) -> anyhow::Result<Figures> {
+    let key = server(binary, config, &["client", "add", "bench"])
         .stderr(Stdio::null())
         .output()
         .context("cannot register the bench client")?;
@@ -70,43 +385,111 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
         .local_addr()?
         .port();
     let address = format!("127.0.0.1:{port}");
-    let child = server(&["serve", "--http", &address])
+    let started = Instant::now();
+    let child = server(binary, config, &["serve", "--http", &address])
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()?;
-    let http = Http::connect(&address, &key);
-    let http_figures = match http {
-        Ok(mut http) => measure(&mut http, calls),
-        Err(e) => Err(e),
-    };
+    let timed = Http::connect(&address, &key).and_then(|mut http| {
+        let cold_start = started.elapsed();
+        time_calls(&mut http, calls).map(|t| (t, cold_start))
+    });
+    let peak_rss_kib = peak_rss_kib(child.id());
     stop(child);
-    let http_figures = http_figures?;
+    let ((median, p99, per_second), cold_start) = timed?;
+    Ok(Figures {
+        median,
+        p99,
+        per_second,
+        cold_start,
+        peak_rss_kib,
+    })
+}
 
-    let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
-    println!("                stdio        HTTP (loopback)   HTTP / stdio");
-    for (label, a, b) in [
-        ("median", stdio_figures.median, http_figures.median),
-        ("p99", stdio_figures.p99, http_figures.p99),
-    ] {
-        println!(
-            "  {label:<12}  {:<11}  {:<16}  {:.2}",
-            ms(a),
-            ms(b),
-            b.as_secs_f64() / a.as_secs_f64()
-        );
-    }
-    println!(
-        "  calls/s       {:<11.0}  {:<16.0}  {:.2}",
-        stdio_figures.per_second,
-        http_figures.per_second,
-        http_figures.per_second / stdio_figures.per_second
-    );
-    println!(
-        "  cold start    {} uncached, {} with compiled modules cached (stdio: process start to first tools/list answer)",
-        ms(cold_start),
-        ms(cached_start)
-    );
-    Ok(())
+struct Concurrent {
+    per_second: f64,
+    cores: f64,
+    peak_rss_kib: u64,
+}
+
+/// Keep `IN_FLIGHT` calls in flight on one stdio session and measure the
+/// throughput, and the server's CPU time over wall time (cores in use).
+fn measure_concurrent(command: &mut Command, calls: usize) -> anyhow::Result<Concurrent> {
+    let (child, mut stdio, _) = start_stdio(command)?;
+    let pid = child.id();
+    let result = (|| {
+        time_calls(&mut stdio, WARMUP)?;
+        let cpu_before = cpu_seconds(pid)?;
+        let started = Instant::now();
+        let mut waiting = BTreeSet::new();
+        let mut next = 1_000_000;
+        let mut done = 0;
+        while done < calls {
+            while waiting.len() < IN_FLIGHT && done + waiting.len() < calls {
+                stdio.send(&request_text(next, "tools/call", CALL))?;
+                waiting.insert(next);
+                next += 1;
+            }
+            let line = stdio.read_message()?;
+            let id = waiting
+                .iter()
+                .copied()
+                .find(|&id| answers(&line, id))
+                .with_context(|| format!("an answer to no request in flight: {line}"))?;
+            if !line.contains(r#""isError":false"#) {
+                bail!("call {id} failed: {line}");
+            }
+            waiting.remove(&id);
+            done += 1;
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(pid)? - cpu_before;
+        Ok(Concurrent {
+            per_second: calls as f64 / wall,
+            cores: cpu / wall,
+            peak_rss_kib: peak_rss_kib(pid),
+        })
+    })();
+    drop(stdio);
+    stop(child);
+    result
+}
+
+/// `VmHWM` of a running process, in KiB (0 if it cannot be read).
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// User + system CPU time of a running process (all its threads).
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("unexpected /proc/PID/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // USER_HZ: 100 on Linux, read from getconf to be sure.
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// Start a stdio server and wait for its first `tools/list` answer; the
@@ -142,14 +525,8 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-struct Figures {
-    median: Duration,
-    p99: Duration,
-    per_second: f64,
-}
-
-/// Time `calls` sequential tool calls after a warm-up.
-fn measure(client: &mut dyn Rpc, calls: usize) -> anyhow::Result<Figures> {
+/// Time `calls` sequential tool calls after a warm-up: median, p99, calls/s.
+fn time_calls(client: &mut dyn Rpc, calls: usize) -> anyhow::Result<(Duration, Duration, f64)> {
     let mut samples = Vec::with_capacity(calls);
     for i in 0..WARMUP + calls {
         let t = Instant::now();
@@ -163,11 +540,11 @@ fn measure(client: &mut dyn Rpc, calls: usize) -> anyhow::Result<Figures> {
     }
     samples.sort();
     let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
-    Ok(Figures {
-        median: pct(0.5),
-        p99: pct(0.99),
-        per_second: calls as f64 / samples.iter().sum::<Duration>().as_secs_f64(),
-    })
+    Ok((
+        pct(0.5),
+        pct(0.99),
+        calls as f64 / samples.iter().sum::<Duration>().as_secs_f64(),
+    ))
 }
 
 trait Rpc {
@@ -198,15 +575,22 @@ impl Pipes {
     }
 }
 
+impl Pipes {
+    /// The server's next message.
+    fn read_message(&mut self) -> anyhow::Result<String> {
+        let mut line = String::new();
+        if self.from_server.read_line(&mut line)? == 0 {
+            bail!("the server closed its output");
+        }
+        Ok(line)
+    }
+}
+
 impl Rpc for Pipes {
     fn request(&mut self, id: usize, method: &str, params: &str) -> anyhow::Result<String> {
         self.send(&request_text(id, method, params))?;
-        let mut line = String::new();
         loop {
-            line.clear();
-            if self.from_server.read_line(&mut line)? == 0 {
-                bail!("the server closed its output");
-            }
+            let line = self.read_message()?;
             if answers(&line, id) {
                 return Ok(line);
             }

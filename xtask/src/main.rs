@@ -11,8 +11,9 @@
 //! - `cargo xtask test`: the whole test suite (the host's Rust tests, the
 //!   modules' unit tests, then end to end with the official Python MCP SDK
 //!   against local upstream servers), installing what it needs;
-//! - `cargo xtask bench [--calls N]`: latency of sequential tool calls over
-//!   stdio against the release build.
+//! - `cargo xtask bench [--calls N] [--no-micro]`: one table of what a tool
+//!   call costs (against a do-nothing server and a native twin), cold starts
+//!   and RSS, then the criterion micro-benchmarks (release build).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -49,7 +50,7 @@ fn main() -> anyhow::Result<()> {
                  verify-reproducible  rebuild the bundled modules from scratch and compare with registry.lock\n  \
                  run [-- ARGS]   build everything and serve MCP over stdio (ARGS go to `mcpist serve`)\n  \
                  test            run the whole test suite\n  \
-                 bench [--calls N]  time N sequential tool calls over stdio (release build)"
+                 bench [--calls N] [--no-micro]  the benchmark table (release build), then the criterion micro-benchmarks"
             );
             std::process::exit(2);
         }

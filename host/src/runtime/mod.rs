@@ -181,6 +181,9 @@ struct NativeTwin {
 const CORE_INSTANCES_PER_CALL: u32 = 16;
 const MEMORIES_PER_CALL: u32 = 2;
 
+/// Bytes of each table reset in place rather than handed back to the kernel.
+const TABLE_KEEP_RESIDENT: usize = 64 << 10;
+
 impl Runtime {
     pub fn new(limits: Limits) -> Result<Runtime, RuntimeError> {
         let mut config = Config::new();
@@ -190,9 +193,11 @@ impl Runtime {
         // map and unmap memory each time: the pooling allocator reserves the
         // slots once, keeps a module's copy-on-write memory image mapped in
         // the slot it last used, and resets a slot on release. Released
-        // memory goes back to the kernel (`madvise`): keeping 1 or 4 MiB
-        // resident and resetting it with `memset` measured slower here
-        // (docs/benchmarks.md).
+        // linear memory goes back to the kernel (`madvise`): keeping 1 or
+        // 4 MiB resident and resetting it with `memset` measured slower here
+        // (docs/benchmarks.md). Tables are a few KiB: they are reset with
+        // `memset`, which saves two `madvise` calls (and their TLB flushes)
+        // per call.
         let slots = limits.concurrent_calls.max(1);
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
@@ -201,7 +206,8 @@ impl Runtime {
             .total_memories(slots * MEMORIES_PER_CALL)
             .total_stacks(slots)
             .max_memory_size(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX))
-            .table_elements(limits::MAX_TABLE_ELEMENTS);
+            .table_elements(limits::MAX_TABLE_ELEMENTS)
+            .table_keep_resident(TABLE_KEEP_RESIDENT);
         config.allocation_strategy(pool);
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         spawn_epoch_ticker(&engine);

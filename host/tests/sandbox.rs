@@ -141,6 +141,39 @@ async fn every_call_gets_a_fresh_instance() {
     }
 }
 
+/// Instances come from a pool and a slot is reused by the next call: what a
+/// call wrote to its memory must be gone. Each call looks for the previous
+/// call's mark in the same place (the same page of linear memory) and
+/// finds nothing.
+#[tokio::test]
+async fn memory_a_call_wrote_is_zero_for_the_next_call() {
+    let (_home, catalog) = hostile(test_limits()).await;
+    let first = call(&catalog, "remnants", json!({})).await.unwrap();
+    assert!(first.starts_with("0 at page "), "{first}");
+    for _ in 0..3 {
+        assert_eq!(call(&catalog, "remnants", json!({})).await.unwrap(), first);
+    }
+}
+
+/// More calls at once than the pool has slots: the extra calls wait for a
+/// slot and then run; none fails for want of one.
+#[tokio::test]
+async fn calls_beyond_the_pool_size_wait_for_a_slot() {
+    let limits = Limits {
+        concurrent_calls: 2,
+        ..test_limits()
+    };
+    let (_home, catalog) = hostile(limits).await;
+    let catalog = std::sync::Arc::new(catalog);
+    let calls = (0..6).map(|_| {
+        let catalog = catalog.clone();
+        tokio::spawn(async move { call(&catalog, "sleep", json!({"ms": 100})).await })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        assert_eq!(call.await.unwrap().unwrap(), "slept");
+    }
+}
+
 #[tokio::test]
 async fn nothing_is_granted_no_env_args_files_or_sockets() {
     let (_home, catalog) = hostile(test_limits()).await;

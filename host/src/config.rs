@@ -46,6 +46,10 @@ pub enum ConfigError {
     NoHome,
 }
 
+/// A module's linear memory is 32-bit: 4 GiB is all it can address, and
+/// what each instance pool slot reserves.
+const MAX_MEMORY_MIB: u64 = 4096;
+
 /// The file as written; every field optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -433,6 +437,21 @@ impl Config {
                 }
             }
         }
+        if let Some(mib) = file.limits.memory_mib
+            && mib > MAX_MEMORY_MIB
+        {
+            return Err(ConfigError::Invalid {
+                path: path.clone().unwrap_or_default(),
+                line: text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("memory_mib"))
+                    .map_or(1, |i| i + 1),
+                key: "key `limits.memory_mib`: ".to_owned(),
+                message: format!(
+                    "{mib} is more than a module can address; at most {MAX_MEMORY_MIB} (4 GiB)"
+                ),
+            });
+        }
         let mut serve = serve;
         if let Some(jwt) = file.serve.jwt {
             for (key, url) in [
@@ -588,6 +607,21 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("expected u64"), "{message}");
+    }
+
+    #[test]
+    fn a_memory_limit_beyond_what_a_module_can_address_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcpist.toml");
+        std::fs::write(&path, "[limits]\ncpu_ms = 100\nmemory_mib = 8192\n").unwrap();
+        let message = Config::load(Some(&path), &env(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(&format!("{}:3: key `limits.memory_mib`: ", path.display())),
+            "{message}"
+        );
+        assert!(message.contains("at most 4096"), "{message}");
     }
 
     #[test]

@@ -16,11 +16,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
 use mcpist::catalog::schema::{ArgumentValidator, close_object_schemas};
 use mcpist::egress::{CallEgress, Egress, HttpSettings, ModulePolicy};
 use mcpist::registry::manifest::ModuleManifest;
-use mcpist::runtime::{CallContext, ContentItem, Limits, PreparedModule, Runtime, ToolOutput};
-use serde_json::{Value, json};
+use mcpist::runtime::{CallContext, Limits, PreparedModule, Runtime};
+use serde_json::json;
+
+#[path = "common/text_count.rs"]
+mod text_count;
 
 fn bundled(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -31,21 +35,6 @@ fn bundled(name: &str) -> Vec<u8> {
             "{}: {e}; build the bundled modules first: cargo xtask build-plugins",
             path.display()
         )
-    })
-}
-
-/// The native twin of `text.count`, as in `examples/native_twin.rs`.
-fn native_count(arguments: &Value) -> Result<ToolOutput, mcpist::runtime::ModuleError> {
-    let text = arguments["text"].as_str().unwrap_or_default();
-    let result = json!({
-        "bytes": text.len(),
-        "chars": text.chars().count(),
-        "words": text.split_whitespace().count(),
-        "lines": text.lines().count(),
-    });
-    Ok(ToolOutput {
-        content: vec![ContentItem::Json(result.to_string())],
-        structured: Some(result),
     })
 }
 
@@ -89,7 +78,7 @@ fn sandbox(c: &mut Criterion) {
     let twin = Runtime::new(Limits::default()).unwrap().with_native_twin(
         "text",
         "count",
-        Arc::new(native_count),
+        Arc::new(text_count::count),
     );
     let arguments = json!({"text": "the quick brown fox"});
     let context = CallContext::default();

@@ -7,37 +7,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use mcpist::runtime::{ContentItem, ModuleError, ModuleErrorKind, ToolOutput};
-use serde_json::{Value, json};
-
-/// The same computation as `count` in `plugins/text/src/lib.rs`, with the
-/// same result shape (`mcpist_plugin::structured`: the JSON as content and
-/// as structured result).
-fn count(arguments: &Value) -> Result<ToolOutput, ModuleError> {
-    #[derive(serde::Deserialize)]
-    struct CountArgs {
-        text: String,
-    }
-    let args: CountArgs = serde_json::from_value(arguments.clone()).map_err(|e| ModuleError {
-        kind: ModuleErrorKind::InvalidArguments,
-        message: e.to_string(),
-    })?;
-    let text = args.text;
-    let result = json!({
-        "bytes": text.len(),
-        "chars": text.chars().count(),
-        "words": text.split_whitespace().count(),
-        "lines": text.lines().count(),
-    });
-    Ok(ToolOutput {
-        content: vec![ContentItem::Json(result.to_string())],
-        structured: Some(result),
-    })
-}
+#[path = "../benches/common/text_count.rs"]
+mod text_count;
 
 fn main() -> ExitCode {
-    let run =
-        mcpist::cli::run_with(|runtime| runtime.with_native_twin("text", "count", Arc::new(count)));
+    let run = mcpist::cli::run_with(|runtime| {
+        runtime.with_native_twin("text", "count", Arc::new(text_count::count))
+    });
     match run {
         Ok(code) => code,
         Err(error) => {

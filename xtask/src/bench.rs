@@ -358,6 +358,17 @@ struct Figures {
     peak_rss_kib: u64,
 }
 
+impl Figures {
+    fn new((median, p99, per_second): (Duration, Duration, f64), peak_rss_kib: u64) -> Figures {
+        Figures {
+            median,
+            p99,
+            per_second,
+            peak_rss_kib,
+        }
+    }
+}
+
 /// Start a stdio server, time sequential calls, note its peak RSS, stop it.
 fn measure_stdio(command: &mut Command, calls: usize) -> anyhow::Result<Figures> {
     let (child, mut stdio, _) = start_stdio(command)?;
@@ -365,13 +376,7 @@ fn measure_stdio(command: &mut Command, calls: usize) -> anyhow::Result<Figures>
     let peak_rss_kib = peak_rss_kib(child.id());
     drop(stdio);
     stop(child);
-    let (median, p99, per_second) = timed?;
-    Ok(Figures {
-        median,
-        p99,
-        per_second,
-        peak_rss_kib,
-    })
+    Ok(Figures::new(timed?, peak_rss_kib))
 }
 
 fn measure_http(
@@ -396,13 +401,7 @@ fn measure_http(
     let timed = Http::connect(&address, &key).and_then(|mut http| time_calls(&mut http, calls));
     let peak_rss_kib = peak_rss_kib(child.id());
     stop(child);
-    let (median, p99, per_second) = timed?;
-    Ok(Figures {
-        median,
-        p99,
-        per_second,
-        peak_rss_kib,
-    })
+    Ok(Figures::new(timed?, peak_rss_kib))
 }
 
 struct Concurrent {

@@ -19,9 +19,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 use mcpist::catalog::schema::{ArgumentValidator, close_object_schemas};
 use mcpist::egress::{CallEgress, Egress, HttpSettings, ModulePolicy};
-use mcpist::registry::manifest::ModuleManifest;
-use mcpist::runtime::{CallContext, Limits, PreparedModule, Runtime};
+use mcpist::manifest::ModuleManifest;
+use mcpist::registry::sha256_hex;
+use mcpist::runtime::{CallContext, GuestCall, Limits, PreparedModule, Runtime};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 #[path = "common/text_count.rs"]
 mod text_count;
@@ -45,7 +47,8 @@ struct Loaded {
 }
 
 fn load(tokio: &tokio::runtime::Runtime, runtime: Runtime, name: &str) -> Loaded {
-    let module = runtime.prepare(&bundled(name)).expect("compile");
+    let bytes = bundled(name);
+    let module = runtime.prepare(&bytes, &sha256_hex(&bytes)).expect("compile");
     let manifest = tokio
         .block_on(runtime.describe(&module, name))
         .expect("describe");
@@ -83,6 +86,7 @@ fn sandbox(c: &mut Criterion) {
     let arguments = json!({"text": "the quick brown fox"});
     let context = CallContext::default();
     let egress = egress_for(&text.manifest);
+    let never = CancellationToken::new();
 
     c.bench_function("instantiate/fresh_sandbox", |b| {
         b.iter(|| {
@@ -99,10 +103,13 @@ fn sandbox(c: &mut Criterion) {
                     .block_on(runtime.call(
                         &text.module,
                         "text",
-                        "count",
-                        &arguments,
-                        &context,
-                        egress(),
+                        GuestCall {
+                            tool: "count",
+                            arguments: &arguments,
+                            context: &context,
+                        },
+                        Box::new(egress()),
+                        &never,
                     ))
                     .unwrap()
                     .unwrap();

@@ -2,7 +2,8 @@
 //! native Rust below instead of by the `text` module in a fresh sandbox.
 //! Everything else (MCP, masks, argument and output validation, audit) is the
 //! same code, so `cargo xtask bench` can report the sandbox's cost as a ratio
-//! to this twin. Not for serving: the twin bypasses the module's pin.
+//! to this twin. Not for serving: the twin bypasses the module's pin, and is
+//! only built with the `bench` feature.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use std::sync::Arc;
 mod text_count;
 
 fn main() -> ExitCode {
-    let run = mcpist::cli::run_with(|runtime| {
-        runtime.with_native_twin("text", "count", Arc::new(text_count::count))
+    let run = mcpist::cli::run_customized(|server| {
+        server.native_twin("text", "count", Arc::new(text_count::count))
     });
     match run {
         Ok(code) => code,

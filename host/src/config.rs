@@ -9,10 +9,10 @@
 //!   `plugins_dir` defaults to `$MCPIST_HOME/plugins` and `lock_file` to
 //!   `$MCPIST_HOME/registry.lock`.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -24,22 +24,31 @@ use crate::policy::{AccountMaskFiles, MaskFile, Masks};
 use crate::registry::Guards;
 use crate::runtime::Limits;
 
+/// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file named could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
+    /// A value is wrong; the message says which and why.
     #[error("{path}:{line}: {key}{message}")]
     Invalid {
+        /// The file.
         path: PathBuf,
+        /// The 1-based line.
         line: usize,
         /// `key `a.b`: ` or empty when the error is not about one key.
         key: String,
+        /// What is wrong and what to write instead.
         message: String,
     },
+    /// Neither `MCPIST_HOME` nor `HOME` is set.
     #[error(
         "cannot find a data folder: set MCPIST_HOME (or HOME) to the folder where mcpist keeps its files"
     )]
@@ -198,22 +207,31 @@ struct LogFile {
 pub struct Config {
     /// The file it came from, if any.
     pub source: Option<PathBuf>,
+    /// The data folder (`MCPIST_HOME`).
     pub home: PathBuf,
+    /// The drop-in folder of modules.
     pub plugins_dir: PathBuf,
+    /// `registry.lock`: what the owner approved.
     pub lock_file: PathBuf,
+    /// What one call may use.
     pub limits: Limits,
     /// A `tracing` filter directive; `MCPIST_LOG` overrides it.
     pub log_level: String,
     /// Log to this file instead of stderr.
     pub log_file: Option<PathBuf>,
+    /// Limits on modules' outbound HTTP.
     pub http: HttpSettings,
     /// Origin or host → base URL (see [`crate::egress`]).
     pub upstreams: BTreeMap<String, String>,
+    /// Accounts and vaults.
     pub broker: BrokerSettings,
+    /// The audit log.
     pub audit: AuditSettings,
+    /// The MCP endpoint.
     pub serve: ServeSettings,
-    pub masks: BTreeMap<String, MaskFile>,
-    pub account_masks: AccountMaskFiles,
+    /// What each client (and each account) may see and call, compiled.
+    pub masks: Arc<Masks>,
+    /// The guards run on every module's declaration.
     pub guards: Guards,
     /// Where compiled modules are kept across starts; none when disabled.
     pub compiled_cache: Option<PathBuf>,
@@ -224,18 +242,26 @@ pub struct Config {
 pub struct ServeSettings {
     /// The registered clients and their key digests.
     pub clients_file: PathBuf,
+    /// Browser origins allowed to call.
     pub allowed_origins: Vec<String>,
+    /// `Host` names accepted besides the loopback ones.
     pub allowed_hosts: Vec<String>,
+    /// Largest request body.
     pub max_body_bytes: usize,
+    /// The URL clients reach `/mcp` at, when not `http://BIND/mcp`.
     pub resource: Option<String>,
+    /// Access tokens from the owner's identity provider.
     pub jwt: Option<JwtSettings>,
+    /// Meta-tools or every tool listed.
     pub tools: ToolMode,
 }
 
 /// Where and how calls are recorded (see [`crate::audit`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditSettings {
+    /// The log file.
     pub file: PathBuf,
+    /// When lines are flushed to the disk.
     pub fsync: Fsync,
     /// Record each call's arguments, not only their digest.
     pub arguments: bool,
@@ -245,13 +271,18 @@ pub struct AuditSettings {
 /// process environment.
 #[derive(Debug, Default, Clone)]
 pub struct Env {
+    /// `MCPIST_CONFIG`
     pub mcpist_config: Option<PathBuf>,
+    /// `MCPIST_HOME`
     pub mcpist_home: Option<PathBuf>,
+    /// `XDG_DATA_HOME`
     pub xdg_data_home: Option<PathBuf>,
+    /// `HOME`
     pub home: Option<PathBuf>,
 }
 
 impl Env {
+    /// Read from this process's environment (empty values count as unset).
     pub fn from_process() -> Self {
         let var = |name| {
             std::env::var_os(name)
@@ -281,215 +312,26 @@ impl Env {
 }
 
 impl Config {
-    /// Load the configuration: `explicit` is the `--config` argument.
+    /// Load the configuration: `explicit` is the `--config` argument. Each
+    /// section is resolved by its own function below; every error names the
+    /// file, the line and the key.
     pub fn load(explicit: Option<&Path>, env: &Env) -> Result<Config, ConfigError> {
         let home = env.data_home()?;
-        let path = match explicit
-            .map(Path::to_path_buf)
-            .or_else(|| env.mcpist_config.clone())
-        {
-            Some(path) => Some(path),
-            None => Some(home.join("mcpist.toml")).filter(|p| p.is_file()),
+        let source = Source::find(explicit, env, &home)?;
+        let file = source.parse()?;
+        let paths = Paths {
+            base: source.folder().unwrap_or_else(|| home.clone()),
+            home,
         };
-        let (file, base, text) = match &path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                let file = parse(path, &text)?;
-                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                (file, base, text)
-            }
-            None => (ConfigFile::default(), home.clone(), String::new()),
-        };
-        let defaults = Limits::default();
-        let limits = Limits {
-            memory_bytes: file
-                .limits
-                .memory_mib
-                .map_or(defaults.memory_bytes, |m| m << 20),
-            cpu_time: file
-                .limits
-                .cpu_ms
-                .map_or(defaults.cpu_time, Duration::from_millis),
-            wall_time: file
-                .limits
-                .wall_ms
-                .map_or(defaults.wall_time, Duration::from_millis),
-            output_bytes: file
-                .limits
-                .output_kib
-                .map_or(defaults.output_bytes, |k| (k as usize) << 10),
-            concurrent_calls: file
-                .limits
-                .concurrent_calls
-                .map_or(defaults.concurrent_calls, |n| n.max(1)),
-        };
-        let resolve = |p: Option<PathBuf>, default: &str| match p {
-            Some(p) if p.is_relative() => base.join(p),
-            Some(p) => p,
-            None => home.join(default),
-        };
-        let http_defaults = HttpSettings::default();
-        let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
-        let http = HttpSettings {
-            connect_timeout: ms(file.http.connect_timeout_ms, http_defaults.connect_timeout),
-            timeout: ms(file.http.timeout_ms, http_defaults.timeout),
-            max_request_bytes: file
-                .http
-                .max_request_kib
-                .map_or(http_defaults.max_request_bytes, |k| k << 10),
-            max_response_bytes: file
-                .http
-                .max_response_kib
-                .map_or(http_defaults.max_response_bytes, |k| k << 10),
-            max_requests_per_call: file
-                .http
-                .max_requests_per_call
-                .unwrap_or(http_defaults.max_requests_per_call),
-            max_redirects: file
-                .http
-                .max_redirects
-                .unwrap_or(http_defaults.max_redirects),
-        };
-        let relative = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
-        // The embedded default vault, unless the file redefines `local`.
-        let mut vaults = BTreeMap::from([(
-            DEFAULT_VAULT.to_owned(),
-            VaultBackend::File {
-                path: home.join("vault.enc"),
-                key_file: home.join("vault.key"),
-            },
-        )]);
-        for (name, vault) in file.vaults {
-            let backend = match vault {
-                VaultFile::File { path, key_file } => VaultBackend::File {
-                    path: path.map_or_else(|| home.join(format!("{name}.vault.enc")), relative),
-                    key_file: key_file
-                        .map_or_else(|| home.join(format!("{name}.vault.key")), relative),
-                },
-                VaultFile::Env { prefix } => VaultBackend::Env {
-                    prefix: prefix.unwrap_or_else(|| "MCPIST_SECRET_".to_owned()),
-                },
-            };
-            vaults.insert(name, backend);
-        }
-        let mut routes = BTreeMap::new();
-        for (service, route) in file.services {
-            if !vaults.contains_key(&route.vault) {
-                return Err(ConfigError::Invalid {
-                    path: path.clone().unwrap_or_default(),
-                    line: locate_key(&text, &format!("[services.{service}]")),
-                    key: format!("key `services.{service}.vault`: "),
-                    message: format!(
-                        "no vault named `{}`; define it under [vaults.{}] or use one of: {}",
-                        route.vault,
-                        route.vault,
-                        vaults.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                });
-            }
-            routes.insert(service, route.vault);
-        }
-        let broker = BrokerSettings {
-            accounts_file: file
-                .accounts_file
-                .map_or_else(|| home.join("accounts.toml"), relative),
-            vaults,
-            routes,
-        };
-        let audit = AuditSettings {
-            file: file
-                .audit
-                .file
-                .map_or_else(|| home.join("audit.log"), relative),
-            fsync: file.audit.fsync.unwrap_or_default(),
-            arguments: file.audit.arguments.unwrap_or(false),
-        };
-        let serve = ServeSettings {
-            clients_file: file
-                .serve
-                .clients_file
-                .map_or_else(|| home.join("clients.toml"), relative),
-            allowed_origins: file.serve.allowed_origins.unwrap_or_default(),
-            allowed_hosts: file.serve.allowed_hosts.unwrap_or_default(),
-            max_body_bytes: file.serve.max_body_kib.map_or(1 << 20, |k| k << 10),
-            resource: file.serve.resource,
-            jwt: None,
-            tools: file.serve.tools.unwrap_or_default(),
-        };
-        let invalid = |section: &str, key: &str, message: String| ConfigError::Invalid {
-            path: path.clone().unwrap_or_default(),
-            line: locate_key(&text, section),
-            key: format!("key `{key}`: "),
-            message,
-        };
-        if let Some(resource) = &serve.resource {
-            match url::Url::parse(resource) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-                _ => {
-                    return Err(invalid(
-                        "[serve]",
-                        "serve.resource",
-                        format!("{resource:?} is not an http(s) URL"),
-                    ));
-                }
-            }
-        }
-        if let Some(mib) = file.limits.memory_mib
-            && mib > MAX_MEMORY_MIB
-        {
-            return Err(ConfigError::Invalid {
-                path: path.clone().unwrap_or_default(),
-                line: text
-                    .lines()
-                    .position(|l| l.trim_start().starts_with("memory_mib"))
-                    .map_or(1, |i| i + 1),
-                key: "key `limits.memory_mib`: ".to_owned(),
-                message: format!(
-                    "{mib} is more than a module can address; at most {MAX_MEMORY_MIB} (4 GiB)"
-                ),
-            });
-        }
-        let mut serve = serve;
-        if let Some(jwt) = file.serve.jwt {
-            for (key, url) in [
-                ("issuer", Some(&jwt.issuer)),
-                ("jwks_uri", jwt.jwks_uri.as_ref()),
-            ] {
-                if let Some(Err(message)) = url.map(|u| check_key_source_url(u)) {
-                    return Err(invalid("[serve.jwt]", &format!("serve.jwt.{key}"), message));
-                }
-            }
-            serve.jwt = Some(JwtSettings {
-                issuer: jwt.issuer,
-                jwks_uri: jwt.jwks_uri,
-                audience: jwt.audience,
-                client_claim: jwt.client_claim.unwrap_or_else(|| "client_id".to_owned()),
-                required_scopes: jwt.required_scopes.unwrap_or_default(),
-                leeway: Duration::from_secs(jwt.leeway_secs.unwrap_or(30)),
-                jwks_max_age: Duration::from_secs(jwt.jwks_max_age_secs.unwrap_or(600)),
-                jwks_min_refresh: Duration::from_secs(jwt.jwks_min_refresh_secs.unwrap_or(10)),
-            });
-        }
-        if let Err(message) = Masks::compile(&file.masks, &file.account_masks) {
-            // The message starts with the table at fault: `[masks.NAME] ...`.
-            let table = message.split_once(' ').map_or("", |(t, _)| t);
-            return Err(ConfigError::Invalid {
-                path: path.clone().unwrap_or_default(),
-                line: locate_key(&text, table),
-                key: String::new(),
-                message,
-            });
-        }
         Ok(Config {
-            masks: file.masks,
-            account_masks: file.account_masks,
+            limits: limits(&file.limits, &source)?,
+            http: http(&file.http),
+            broker: broker(file.accounts_file, file.vaults, file.services, &paths, &source)?,
+            audit: audit(file.audit, &paths),
+            serve: serve(file.serve, &paths, &source)?,
+            masks: Arc::new(masks(&file.masks, &file.account_masks, &source)?),
             compiled_cache: file.cache.enabled.unwrap_or(true).then(|| {
-                file.cache
-                    .dir
-                    .map_or_else(|| home.join("cache").join("compiled"), relative)
+                paths.or_default(file.cache.dir, Path::new("cache").join("compiled"))
             }),
             guards: match file.guards.smuggling_parameters {
                 Some(names) => Guards {
@@ -497,43 +339,286 @@ impl Config {
                 },
                 None => Guards::default(),
             },
-            serve,
-            audit,
-            http,
             upstreams: file.upstreams,
-            broker,
-            plugins_dir: resolve(file.plugins_dir, "plugins"),
-            lock_file: resolve(file.lock_file, "registry.lock"),
-            log_file: file
-                .log
-                .file
-                .map(|p| if p.is_relative() { base.join(p) } else { p }),
+            plugins_dir: paths.or_default(file.plugins_dir, "plugins"),
+            lock_file: paths.or_default(file.lock_file, "registry.lock"),
+            log_file: file.log.file.map(|p| paths.relative(p)),
             log_level: file.log.level.unwrap_or_else(|| "info".to_owned()),
-            limits,
-            home,
-            source: path,
+            home: paths.home,
+            source: source.path,
         })
     }
 }
 
-fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
-    toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        let (line, key) = locate(text, offset);
+/// The file the configuration came from, for finding it and for pointing
+/// at the line an error is on.
+struct Source {
+    path: Option<PathBuf>,
+    text: String,
+}
+
+impl Source {
+    /// `--config`, else `$MCPIST_CONFIG`, else `$MCPIST_HOME/mcpist.toml`
+    /// if it exists, else none (built-in defaults).
+    fn find(explicit: Option<&Path>, env: &Env, home: &Path) -> Result<Source, ConfigError> {
+        let path = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| env.mcpist_config.clone())
+            .or_else(|| Some(home.join("mcpist.toml")).filter(|p| p.is_file()));
+        let text = match &path {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        Ok(Source { path, text })
+    }
+
+    /// The folder relative paths in the file are relative to.
+    fn folder(&self) -> Option<PathBuf> {
+        self.path
+            .as_ref()
+            .map(|p| p.parent().map(Path::to_path_buf).unwrap_or_default())
+    }
+
+    fn parse(&self) -> Result<ConfigFile, ConfigError> {
+        toml::from_str(&self.text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            let (line, key) = locate(&self.text, offset);
+            ConfigError::Invalid {
+                path: self.path.clone().unwrap_or_default(),
+                line,
+                key: key.map(|k| format!("key `{k}`: ")).unwrap_or_default(),
+                message: e.message().trim().to_owned(),
+            }
+        })
+    }
+
+    /// An error about `key` (dotted, as `limits.memory_mib`), on the line of
+    /// `[table]`, or of `line_key` within it when given and found.
+    fn invalid(
+        &self,
+        table: &str,
+        line_key: Option<&str>,
+        key: &str,
+        message: String,
+    ) -> ConfigError {
         ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line,
-            key: key.map(|k| format!("key `{k}`: ")).unwrap_or_default(),
-            message: e.message().trim().to_owned(),
+            path: self.path.clone().unwrap_or_default(),
+            line: self.line_of(table, line_key),
+            key: if key.is_empty() {
+                String::new()
+            } else {
+                format!("key `{key}`: ")
+            },
+            message,
         }
+    }
+
+    /// The 1-based line of the `[table]` header, or of `key = ...` inside
+    /// that table when given; 1 when neither is found.
+    fn line_of(&self, table: &str, key: Option<&str>) -> usize {
+        let lines: Vec<&str> = self.text.lines().map(str::trim).collect();
+        let header = lines.iter().position(|l| *l == format!("[{table}]"));
+        let in_table = |key: &str| {
+            let start = header.map_or(0, |h| h + 1);
+            lines[start..]
+                .iter()
+                .take_while(|l| !l.starts_with('['))
+                .position(|l| l.split('=').next().is_some_and(|k| k.trim() == key))
+                .map(|i| start + i)
+        };
+        key.and_then(in_table)
+            .or(header)
+            .map_or(1, |i| i + 1)
+    }
+}
+
+/// Where relative and default paths are resolved.
+struct Paths {
+    /// The data folder.
+    home: PathBuf,
+    /// The config file's folder (the data folder without a file).
+    base: PathBuf,
+}
+
+impl Paths {
+    fn relative(&self, path: PathBuf) -> PathBuf {
+        if path.is_relative() {
+            self.base.join(path)
+        } else {
+            path
+        }
+    }
+
+    /// `path` as written (relative to the file), else `default` in the
+    /// data folder.
+    fn or_default(&self, path: Option<PathBuf>, default: impl AsRef<Path>) -> PathBuf {
+        path.map_or_else(|| self.home.join(default), |p| self.relative(p))
+    }
+}
+
+fn limits(file: &LimitsFile, source: &Source) -> Result<Limits, ConfigError> {
+    if let Some(mib) = file.memory_mib
+        && mib > MAX_MEMORY_MIB
+    {
+        return Err(source.invalid(
+            "limits",
+            Some("memory_mib"),
+            "limits.memory_mib",
+            format!("{mib} is more than a module can address; at most {MAX_MEMORY_MIB} (4 GiB)"),
+        ));
+    }
+    let defaults = Limits::default();
+    Ok(Limits {
+        memory_bytes: file.memory_mib.map_or(defaults.memory_bytes, |m| m << 20),
+        cpu_time: file
+            .cpu_ms
+            .map_or(defaults.cpu_time, Duration::from_millis),
+        wall_time: file
+            .wall_ms
+            .map_or(defaults.wall_time, Duration::from_millis),
+        output_bytes: file
+            .output_kib
+            .map_or(defaults.output_bytes, |k| (k as usize) << 10),
+        concurrent_calls: file
+            .concurrent_calls
+            .map_or(defaults.concurrent_calls, |n| n.max(1)),
     })
 }
 
-/// The 1-based line on which `needle` first appears (1 when absent).
-fn locate_key(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.trim() == needle)
-        .map_or(1, |i| i + 1)
+fn http(file: &HttpFile) -> HttpSettings {
+    let defaults = HttpSettings::default();
+    let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
+    HttpSettings {
+        connect_timeout: ms(file.connect_timeout_ms, defaults.connect_timeout),
+        timeout: ms(file.timeout_ms, defaults.timeout),
+        max_request_bytes: file
+            .max_request_kib
+            .map_or(defaults.max_request_bytes, |k| k << 10),
+        max_response_bytes: file
+            .max_response_kib
+            .map_or(defaults.max_response_bytes, |k| k << 10),
+        max_requests_per_call: file
+            .max_requests_per_call
+            .unwrap_or(defaults.max_requests_per_call),
+        max_redirects: file.max_redirects.unwrap_or(defaults.max_redirects),
+    }
+}
+
+/// The vaults (the embedded `local` one unless the file redefines it), the
+/// services routed to them, and the accounts file.
+fn broker(
+    accounts_file: Option<PathBuf>,
+    files: BTreeMap<String, VaultFile>,
+    services: BTreeMap<String, ServiceFile>,
+    paths: &Paths,
+    source: &Source,
+) -> Result<BrokerSettings, ConfigError> {
+    let mut vaults = BTreeMap::from([(
+        DEFAULT_VAULT.to_owned(),
+        VaultBackend::File {
+            path: paths.home.join("vault.enc"),
+            key_file: paths.home.join("vault.key"),
+        },
+    )]);
+    for (name, vault) in files {
+        let backend = match vault {
+            VaultFile::File { path, key_file } => VaultBackend::File {
+                path: paths.or_default(path, format!("{name}.vault.enc")),
+                key_file: paths.or_default(key_file, format!("{name}.vault.key")),
+            },
+            VaultFile::Env { prefix } => VaultBackend::Env {
+                prefix: prefix.unwrap_or_else(|| "MCPIST_SECRET_".to_owned()),
+            },
+        };
+        vaults.insert(name, backend);
+    }
+    let mut routes = BTreeMap::new();
+    for (service, route) in services {
+        if !vaults.contains_key(&route.vault) {
+            return Err(source.invalid(
+                &format!("services.{service}"),
+                None,
+                &format!("services.{service}.vault"),
+                format!(
+                    "no vault named `{}`; define it under [vaults.{}] or use one of: {}",
+                    route.vault,
+                    route.vault,
+                    vaults.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        routes.insert(service, route.vault);
+    }
+    Ok(BrokerSettings {
+        accounts_file: paths.or_default(accounts_file, "accounts.toml"),
+        vaults,
+        routes,
+    })
+}
+
+fn audit(file: AuditFile, paths: &Paths) -> AuditSettings {
+    AuditSettings {
+        file: paths.or_default(file.file, "audit.log"),
+        fsync: file.fsync.unwrap_or_default(),
+        arguments: file.arguments.unwrap_or(false),
+    }
+}
+
+fn serve(file: ServeFile, paths: &Paths, source: &Source) -> Result<ServeSettings, ConfigError> {
+    if let Some(resource) = &file.resource
+        && !url::Url::parse(resource).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+    {
+        return Err(source.invalid(
+            "serve",
+            None,
+            "serve.resource",
+            format!("{resource:?} is not an http(s) URL"),
+        ));
+    }
+    Ok(ServeSettings {
+        clients_file: paths.or_default(file.clients_file, "clients.toml"),
+        allowed_origins: file.allowed_origins.unwrap_or_default(),
+        allowed_hosts: file.allowed_hosts.unwrap_or_default(),
+        max_body_bytes: file.max_body_kib.map_or(1 << 20, |k| k << 10),
+        resource: file.resource,
+        jwt: file.jwt.map(|jwt| jwt_settings(jwt, source)).transpose()?,
+        tools: file.tools.unwrap_or_default(),
+    })
+}
+
+fn jwt_settings(jwt: JwtFile, source: &Source) -> Result<JwtSettings, ConfigError> {
+    for (key, url) in [
+        ("issuer", Some(&jwt.issuer)),
+        ("jwks_uri", jwt.jwks_uri.as_ref()),
+    ] {
+        if let Some(Err(message)) = url.map(|u| check_key_source_url(u)) {
+            return Err(source.invalid("serve.jwt", None, &format!("serve.jwt.{key}"), message));
+        }
+    }
+    Ok(JwtSettings {
+        issuer: jwt.issuer,
+        jwks_uri: jwt.jwks_uri,
+        audience: jwt.audience,
+        client_claim: jwt.client_claim.unwrap_or_else(|| "client_id".to_owned()),
+        required_scopes: jwt.required_scopes.unwrap_or_default(),
+        leeway: Duration::from_secs(jwt.leeway_secs.unwrap_or(30)),
+        jwks_max_age: Duration::from_secs(jwt.jwks_max_age_secs.unwrap_or(600)),
+        jwks_min_refresh: Duration::from_secs(jwt.jwks_min_refresh_secs.unwrap_or(10)),
+    })
+}
+
+/// The masks, compiled once, here: a bad glob is a config error naming its
+/// table.
+fn masks(
+    files: &BTreeMap<String, MaskFile>,
+    account_files: &AccountMaskFiles,
+    source: &Source,
+) -> Result<Masks, ConfigError> {
+    Masks::compile(files, account_files)
+        .map_err(|error| source.invalid(&error.table, None, "", error.to_string()))
 }
 
 /// The 1-based line of `offset` and the dotted key defined on that line, if

@@ -1,32 +1,75 @@
 //! MCPist: a personal MCP server whose integrations are sandboxed WebAssembly
 //! components.
 //!
-//! The crate is laid out by concern:
-//! - [`runtime`]: the wasmtime engine, per-call sandboxed instances, limits;
+//! The crate is laid out by concern, each layer depending only on those
+//! below it:
+//! - [`manifest`]: what a module declares (tools, hosts, credential
+//!   bindings); a leaf that imports nothing else of the crate;
+//! - [`runtime`]: the wasmtime engine, its compiled modules, per-call
+//!   sandboxed instances and limits, and the [`runtime::GuestServices`]
+//!   trait through which a guest reaches the host;
 //! - [`registry`]: the plugins folder, `registry.lock`, trust on first use;
 //! - [`broker`]: accounts and their secrets, from pluggable vaults;
-//! - [`egress`]: modules' outbound HTTP: approved hosts only, credentials
-//!   injected by the host, secrets redacted from what comes back;
-//! - [`catalog`]: the served modules and the one path every tool call takes;
-//! - [`mcp`]: the meta-tools over MCP (rmcp), on stdio and on Streamable
-//!   HTTP for clients holding an API key from [`clients`] or an access
-//!   token from the owner's identity provider ([`oauth`]);
-//! - [`policy`]: per-client tool masks;
+//! - [`egress`]: modules' outbound HTTP, the implementation of the guest
+//!   services: approved hosts only, credentials injected by the host,
+//!   secrets redacted from what comes back;
+//! - [`policy`]: per-client and per-account tool masks;
 //! - [`audit`]: the hash-chained record of every call;
+//! - [`catalog`]: the modules being served, kept up to date by hot reload;
+//! - [`calls`]: the one audited path every tool call takes, whatever the
+//!   front end;
+//! - [`server`]: the composition root that wires all of the above once;
+//! - `mcp`: the front end over MCP (rmcp), on stdio and on Streamable
+//!   HTTP for clients holding an API key from `clients` or an access
+//!   token from the owner's identity provider (`oauth`); served through
+//!   [`server::Server`];
 //! - [`config`], [`logging`], [`cli`]: the `mcpist` binary's edges.
+//!
+//! Embedding: load a configuration, build the server, and call a tool the
+//! way every front end does.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use mcpist::calls::ToolCall;
+//! use mcpist::config::{Config, Env};
+//! use mcpist::server::Server;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let config = Config::load(None, &Env::from_process())?;
+//! let server = Server::builder(&config).build().await?;
+//! let call = ToolCall {
+//!     module: "text".into(),
+//!     tool: "count".into(),
+//!     arguments: serde_json::json!({"text": "one two"}),
+//!     account: None,
+//! };
+//! // The client's name selects its mask, and is what the audit log records.
+//! let output = server
+//!     .calls()
+//!     .call("stdio", &call, &CancellationToken::new())
+//!     .await?;
+//! println!("{:?}", output.structured);
+//! # Ok(())
+//! # }
+//! ```
 
-pub mod atomic_file;
+#![warn(missing_docs)]
+
+pub(crate) mod atomic_file;
 pub mod audit;
 pub mod broker;
+pub mod calls;
 pub mod catalog;
 pub mod cli;
-pub mod clients;
+pub(crate) mod clients;
 pub mod config;
-pub mod data_file;
+pub(crate) mod data_file;
 pub mod egress;
 pub mod logging;
-pub mod mcp;
-pub mod oauth;
+pub mod manifest;
+pub(crate) mod mcp;
+pub(crate) mod oauth;
 pub mod policy;
 pub mod registry;
 pub mod runtime;
+pub mod server;

@@ -3,19 +3,19 @@
 
 mod common;
 
-use mcpist::catalog::{Catalog, InvokeError};
+use mcpist::calls::InvokeError;
 use mcpist::runtime::{CallContext, Limits};
 use serde_json::{Value, json};
 
-use common::{Home, bundled};
+use common::{Home, Served, bundled};
 
-async fn catalog() -> (Home, Catalog) {
+async fn catalog() -> (Home, Served) {
     let home = Home::new(Limits::default());
     let catalog = home.serve(&[bundled("text"), bundled("time")]).await;
     (home, catalog)
 }
 
-async fn ok(catalog: &Catalog, module: &str, tool: &str, arguments: Value) -> Value {
+async fn ok(catalog: &Served, module: &str, tool: &str, arguments: Value) -> Value {
     catalog
         .invoke(module, tool, &arguments, &CallContext::default())
         .await
@@ -24,7 +24,7 @@ async fn ok(catalog: &Catalog, module: &str, tool: &str, arguments: Value) -> Va
         .expect("bundled tools return structured results")
 }
 
-async fn err(catalog: &Catalog, module: &str, tool: &str, arguments: Value) -> String {
+async fn err(catalog: &Served, module: &str, tool: &str, arguments: Value) -> String {
     catalog
         .invoke(module, tool, &arguments, &CallContext::default())
         .await

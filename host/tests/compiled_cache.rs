@@ -6,14 +6,14 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use mcpist::registry;
-use mcpist::runtime::{CompiledCache, Limits, Runtime};
+use mcpist::runtime::{Limits, Runtime};
 
 use common::bundled;
 
 fn runtime(cache: &Path) -> Runtime {
     Runtime::new(Limits::default())
         .unwrap()
-        .with_compiled_cache(CompiledCache::new(cache))
+        .with_compiled_cache(cache)
 }
 
 fn entry(cache: &Path, extension: &str) -> PathBuf {
@@ -27,7 +27,7 @@ fn entry(cache: &Path, extension: &str) -> PathBuf {
 }
 
 async fn describes_itself(runtime: &Runtime, bytes: &[u8], sha256: &str) {
-    let module = runtime.prepare_hashed(bytes, sha256).unwrap();
+    let module = runtime.prepare(bytes, sha256).unwrap();
     let manifest = runtime.describe(&module, "text.wasm").await.unwrap();
     assert_eq!(manifest.name, "text");
 }

@@ -11,22 +11,19 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{any, get};
-use mcpist::broker::Broker;
-use mcpist::catalog::Catalog;
-use mcpist::egress::{Egress, HttpSettings};
+use mcpist::egress::HttpSettings;
 use mcpist::registry::HostRule;
 use mcpist::runtime::{CallContext, ContentItem, Limits};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use common::{Home, Upstream, fixture};
+use common::{Home, Served, Upstream, fixture};
 
 const PERSONAL_TOKEN: &str = "ghp_personal_0123456789abcdef";
 const WORK_TOKEN: &str = "ghp_work_fedcba9876543210";
@@ -75,7 +72,7 @@ struct Probe {
     home: Home,
     service: Upstream,
     other: Upstream,
-    catalog: Catalog,
+    catalog: Served,
 }
 
 impl Probe {
@@ -117,8 +114,8 @@ impl Probe {
             )
             .await
             .unwrap();
-        let egress = Probe::egress(settings, &service, &other);
-        let catalog = home.catalog(egress).await;
+        let upstreams = Probe::upstreams(&service, &other);
+        let catalog = home.server(settings, upstreams).await;
         Probe {
             home,
             service,
@@ -127,8 +124,8 @@ impl Probe {
         }
     }
 
-    fn egress(settings: HttpSettings, service: &Upstream, other: &Upstream) -> Egress {
-        let upstreams = [
+    fn upstreams(service: &Upstream, other: &Upstream) -> BTreeMap<String, String> {
+        [
             ("https://api.service.test".to_owned(), service.base()),
             ("https://other.test".to_owned(), other.base()),
             // A name that resolves to a loopback address.
@@ -138,14 +135,13 @@ impl Probe {
             ),
         ]
         .into_iter()
-        .collect();
-        Egress::new(settings, &upstreams).unwrap()
+        .collect()
     }
 
     /// Rebuild the catalog after the lock changed.
     async fn reload(&mut self) {
-        let egress = Probe::egress(HttpSettings::default(), &self.service, &self.other);
-        self.catalog = self.home.catalog(egress).await;
+        let upstreams = Probe::upstreams(&self.service, &self.other);
+        self.catalog = self.home.server(HttpSettings::default(), upstreams).await;
     }
 
     async fn fetch(&self, arguments: Value) -> Result<Value, String> {
@@ -175,7 +171,7 @@ fn allow_private() -> HostRule {
 }
 
 async fn fetch(
-    catalog: &Catalog,
+    catalog: &Served,
     account: Option<&str>,
     arguments: Value,
 ) -> Result<Value, String> {
@@ -513,12 +509,12 @@ async fn limits_stop_runaway_requests() {
 async fn a_vault_that_cannot_be_opened_fails_only_calls_that_need_it() {
     let probe = Probe::new().await;
     // The same vault file opened with the wrong key.
-    let wrong = Arc::new(Broker::new(
-        &probe.home.broker_settings(),
-        Some(SecretString::from("00".repeat(32))),
-    ));
-    let egress = Probe::egress(HttpSettings::default(), &probe.service, &probe.other);
-    let catalog = probe.home.catalog_with(egress, wrong).await;
+    let wrong = Some(SecretString::from("00".repeat(32)));
+    let upstreams = Probe::upstreams(&probe.service, &probe.other);
+    let catalog = probe
+        .home
+        .server_with_key(HttpSettings::default(), upstreams, wrong)
+        .await;
     let err = fetch(
         &catalog,
         None,

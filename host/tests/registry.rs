@@ -2,7 +2,7 @@
 
 mod common;
 
-use mcpist::catalog::InvokeError;
+use mcpist::calls::InvokeError;
 use mcpist::registry::{self, Guards, HostRule, Lock, ModuleState};
 use mcpist::runtime::{CallContext, Limits, Runtime};
 use serde_json::json;
@@ -29,7 +29,7 @@ async fn a_new_module_is_pending_and_not_served() {
         "pending modules are described, sandboxed"
     );
     assert!(!scan.all_pinned());
-    let catalog = home.catalog(common::no_upstreams()).await;
+    let catalog = home.server(Default::default(), Default::default()).await;
     assert_eq!(catalog.modules().count(), 0);
     let err = catalog
         .invoke(
@@ -94,7 +94,7 @@ async fn a_tampered_module_is_changed_and_not_served() {
         }
     );
     assert!(scan.modules[0].prepared.is_none());
-    let catalog = home.catalog(common::no_upstreams()).await;
+    let catalog = home.server(Default::default(), Default::default()).await;
     assert_eq!(catalog.modules().count(), 0);
     // Approving needs a readable module; a file that no longer even parses
     // cannot be approved by accident.
@@ -150,7 +150,7 @@ async fn a_description_that_drifts_from_its_pin_is_refused() {
         "description differs from the one pinned",
     );
     assert_eq!(
-        home.catalog(common::no_upstreams()).await.modules().count(),
+        home.server(Default::default(), Default::default()).await.modules().count(),
         0
     );
 }

@@ -5,19 +5,19 @@ mod common;
 
 use std::time::Duration;
 
-use mcpist::catalog::{Catalog, InvokeError};
+use mcpist::calls::InvokeError;
 use mcpist::runtime::{CallContext, CallError, ContentItem, Limits};
 use serde_json::{Value, json};
 
-use common::{Home, fixture, test_limits};
+use common::{Home, Served, fixture, test_limits};
 
-async fn hostile(limits: Limits) -> (Home, Catalog) {
+async fn hostile(limits: Limits) -> (Home, Served) {
     let home = Home::new(limits);
     let catalog = home.serve(&[fixture("hostile")]).await;
     (home, catalog)
 }
 
-async fn call(catalog: &Catalog, tool: &str, arguments: Value) -> Result<String, InvokeError> {
+async fn call(catalog: &Served, tool: &str, arguments: Value) -> Result<String, InvokeError> {
     let output = catalog
         .invoke("hostile", tool, &arguments, &CallContext::default())
         .await?;
@@ -31,7 +31,7 @@ async fn call(catalog: &Catalog, tool: &str, arguments: Value) -> Result<String,
 }
 
 /// The host still serves: a normal call right after the attack succeeds.
-async fn still_serving(catalog: &Catalog) {
+async fn still_serving(catalog: &Served) {
     assert_eq!(
         call(catalog, "echo", json!({"text": "still here"}))
             .await

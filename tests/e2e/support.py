@@ -119,6 +119,7 @@ def add_client(home, name):
     return mcpist(home, "client", "add", name).stdout.strip()
 
 
-def connect(base, key):
+def connect(base, key, **options):
+    """An SDK client of `base` with `key`; `options` go to `Client` (e.g. `mode`)."""
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
-    return Client(streamable_http_client(f"{base}/mcp", http_client=http))
+    return Client(streamable_http_client(f"{base}/mcp", http_client=http), **options)

@@ -53,6 +53,10 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
         "--locked",
         "-p",
         "mcpist",
+        // The benchmark seams (the native twin) exist only with this
+        // feature; the `mcpist` measured is the plain release build.
+        "--features",
+        "bench",
         "--example",
         "native_twin",
         "--example",
@@ -293,6 +297,8 @@ fn micro(root: &Path) -> anyhow::Result<()> {
         "--locked",
         "-p",
         "mcpist",
+        "--features",
+        "bench",
         "--bench",
         "sandbox",
         "--",

@@ -38,6 +38,7 @@ const TAIL_WINDOW: u64 = 256 * 1024;
 /// Refusal and error texts are kept to this many characters.
 pub const MAX_REASON_CHARS: usize = 2000;
 
+/// When a line is flushed to the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fsync {
@@ -49,7 +50,9 @@ pub enum Fsync {
     Never,
 }
 
+/// Why the log could not be opened or written.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the variants and fields are named by their messages
 pub enum AuditError {
     #[error("cannot open the audit log {path}: {source}")]
     Open {
@@ -82,15 +85,20 @@ pub enum Outcome {
     Refused,
     /// The sandbox stopped the call (a limit, a crash, a bad result).
     Failed,
+    /// The client cancelled the call (or went away) and it was stopped;
+    /// what it sent before that is in `outbound`.
+    Cancelled,
 }
 
 impl Outcome {
+    /// The name the log and `audit tail` use.
     pub fn label(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::ToolError => "tool_error",
             Outcome::Refused => "refused",
             Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
         }
     }
 }
@@ -98,7 +106,9 @@ impl Outcome {
 /// One HTTP request a call made: never its headers or body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outbound {
+    /// The method sent.
     pub method: String,
+    /// The origin, as the module addressed it.
     pub origin: String,
     /// `None` when no answer came (refused by policy, or a transport error).
     pub status: Option<u16>,
@@ -109,18 +119,26 @@ pub struct Outbound {
 pub struct Record {
     /// RFC 3339, UTC, microseconds.
     pub time: String,
+    /// The client that called (`stdio` for the local owner).
     pub client: String,
+    /// The module named by the call.
     pub module: String,
     /// The sha256 of the module file that ran, when the module is served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module_sha256: Option<String>,
+    /// The tool named by the call.
     pub tool: String,
+    /// The account it acted for (or named, if it never got that far).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// How it ended.
     pub outcome: Outcome,
+    /// Why it did not end `ok`, cut to [`MAX_REASON_CHARS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How long it ran, in microseconds.
     pub duration_us: u64,
+    /// The requests it sent.
     #[serde(default)]
     pub outbound: Vec<Outbound>,
     /// sha256 of the arguments as canonical JSON.
@@ -133,9 +151,12 @@ pub struct Record {
 /// A record as it sits in the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Line {
+    /// Its position in the chain, from 1.
     pub seq: u64,
+    /// What it records.
     #[serde(flatten)]
     pub record: Record,
+    /// The previous line's hash ([`GENESIS`] for the first).
     pub prev: String,
 }
 
@@ -233,6 +254,7 @@ impl AuditLog {
         })
     }
 
+    /// The log file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -285,6 +307,27 @@ impl AuditLog {
     }
 }
 
+#[cfg(test)]
+impl AuditLog {
+    /// Make every write fail, as on a full disk, until
+    /// [`AuditLog::repair_writes`]: the file is swapped for a read-only
+    /// handle, so that `write` itself fails.
+    pub(crate) fn break_writes(&self) {
+        let mut chain = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        chain.file = File::open(&self.path).expect("the audit log can be reopened");
+    }
+
+    /// Undo [`AuditLog::break_writes`].
+    pub(crate) fn repair_writes(&self) {
+        let mut chain = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        chain.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)
+            .expect("the audit log can be reopened");
+    }
+}
+
 /// The line's text (with its `hash` member and a newline) and its hash.
 fn seal(line: &Line) -> (String, String) {
     let body = serde_json::to_string(line).expect("audit lines always serialise");
@@ -308,7 +351,7 @@ pub fn now() -> String {
 /// the same arguments always give the same digest.
 pub fn digest(arguments: &serde_json::Value) -> String {
     hex::encode(Sha256::digest(
-        crate::registry::manifest::canonical_json(arguments).as_bytes(),
+        crate::manifest::canonical_json(arguments).as_bytes(),
     ))
 }
 

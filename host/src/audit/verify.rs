@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use super::{GENESIS, Line};
 
 /// What `verify` found wrong, by line number (from 1).
+#[allow(missing_docs)] // the fields are named by the variants' descriptions
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     /// Not an audit record at all.
@@ -40,6 +41,7 @@ impl fmt::Display for Problem {
     }
 }
 
+/// What `verify` read and found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     /// Complete lines read.
@@ -47,6 +49,7 @@ pub struct Report {
     /// The hash of the last complete line, to keep elsewhere: a log later
     /// cut short or rewritten will no longer contain it.
     pub last_hash: Option<String>,
+    /// What is wrong, in file order.
     pub problems: Vec<Problem>,
 }
 

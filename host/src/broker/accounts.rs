@@ -15,7 +15,9 @@ const HEADER: &str = "\
 # is kept. No secrets here; written by `mcpist account ...`.
 ";
 
+/// Why the accounts file could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the variants and fields are named by their messages
 pub enum AccountsError {
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
@@ -27,10 +29,13 @@ pub enum AccountsError {
     },
 }
 
+/// One account: a name, and where its secret is kept (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
+    /// The service, as modules bind it (e.g. `github`).
     pub service: String,
+    /// The owner's name for it (e.g. `work`).
     pub name: String,
     /// The vault holding the secret (a name from `mcpist.toml`).
     pub vault: String,
@@ -38,6 +43,7 @@ pub struct Account {
     pub reference: String,
 }
 
+/// Every account, with each service's default: `accounts.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Accounts {
@@ -72,6 +78,7 @@ impl Accounts {
             })
     }
 
+    /// Write `path` atomically.
     pub fn save(&self, path: &Path) -> Result<(), AccountsError> {
         let mut repr = self.clone();
         repr.version = FORMAT_VERSION;
@@ -81,18 +88,22 @@ impl Accounts {
         })
     }
 
+    /// Every account.
     pub fn all(&self) -> &[Account] {
         &self.accounts
     }
 
+    /// The accounts of `service`.
     pub fn of(&self, service: &str) -> impl Iterator<Item = &Account> {
         self.accounts.iter().filter(move |a| a.service == service)
     }
 
+    /// The account `name` of `service`.
     pub fn find(&self, service: &str, name: &str) -> Option<&Account> {
         self.of(service).find(|a| a.name == name)
     }
 
+    /// The name of `service`'s default account.
     pub fn default_for(&self, service: &str) -> Option<&str> {
         self.defaults.get(service).map(String::as_str)
     }
@@ -140,6 +151,7 @@ impl Accounts {
         }
     }
 
+    /// Make `name` the default of `service`; false if there is no such account.
     pub fn set_default(&mut self, service: &str, name: &str) -> bool {
         if self.find(service, name).is_none() {
             return false;

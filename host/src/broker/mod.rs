@@ -5,10 +5,10 @@
 //! redacted in `Debug`), and only towards the egress layer, which attaches
 //! them to outbound requests. Modules and the LLM never receive them.
 
-pub mod accounts;
-pub mod env_vault;
-pub mod file_vault;
-pub mod vault;
+mod accounts;
+mod env_vault;
+mod file_vault;
+mod vault;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,20 +28,33 @@ pub const DEFAULT_VAULT: &str = "local";
 #[derive(Debug, Clone, PartialEq)]
 pub enum VaultBackend {
     /// The local encrypted file (the embedded default).
-    File { path: PathBuf, key_file: PathBuf },
+    File {
+        /// The encrypted file.
+        path: PathBuf,
+        /// Its key, unless `MCPIST_VAULT_KEY` gives it.
+        key_file: PathBuf,
+    },
     /// Environment variables named `<prefix><SERVICE>_<ACCOUNT>`.
-    Env { prefix: String },
+    Env {
+        /// The variables' prefix.
+        prefix: String,
+    },
 }
 
+/// Where accounts are listed and secrets kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerSettings {
+    /// `accounts.toml`.
     pub accounts_file: PathBuf,
+    /// The vaults by name.
     pub vaults: BTreeMap<String, VaultBackend>,
     /// Service → vault name, for services not stored in [`DEFAULT_VAULT`].
     pub routes: BTreeMap<String, String>,
 }
 
+/// Why an account or its secret could not be found, kept or used.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the variants and fields are named by their messages
 pub enum BrokerError {
     #[error(
         "no `{service}` account is set up: add one with `mcpist account add {service} NAME` (the token is read from stdin or a hidden prompt)"
@@ -87,6 +100,7 @@ pub enum BrokerError {
     Accounts(#[from] AccountsError),
 }
 
+/// Accounts and their secrets, each service's from the vault it is routed to.
 pub struct Broker {
     accounts: Cached<Accounts>,
     vaults: BTreeMap<String, Arc<dyn Vault>>,
@@ -254,6 +268,7 @@ impl Broker {
         Ok(account)
     }
 
+    /// Make an account the one calls use when they name none.
     pub fn set_default(&self, service: &str, name: &str) -> Result<(), BrokerError> {
         let mut accounts = self.accounts()?;
         Broker::resolve(&accounts, service, Some(name))?;

@@ -9,7 +9,9 @@
 use async_trait::async_trait;
 use secrecy::SecretString;
 
+/// Why a vault could not give or keep a secret.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // the variants and fields are named by their messages
 pub enum VaultError {
     /// The vault works but holds no secret under this reference.
     #[error("vault `{vault}` has no secret `{reference}`{hint}")]

@@ -17,9 +17,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{Notify, watch};
 
 use super::Catalog;
-use crate::broker::Broker;
-use crate::egress::Egress;
-use crate::registry::{self, CompileCache, Guards, Lock, ModuleState, RegistryError, Scan};
+use crate::registry::{self, Guards, Lock, ModuleState, RegistryError, Scan};
 use crate::runtime::Runtime;
 
 /// How long the folder must be quiet before a reload: a file being copied
@@ -34,6 +32,7 @@ pub struct LiveCatalog {
 }
 
 impl LiveCatalog {
+    /// Serve `catalog` until it is replaced.
     pub fn new(catalog: Catalog) -> LiveCatalog {
         LiveCatalog {
             current: RwLock::new(Arc::new(catalog)),
@@ -41,6 +40,7 @@ impl LiveCatalog {
         }
     }
 
+    /// The catalog served now; a call keeps it for as long as it runs.
     pub fn get(&self) -> Arc<Catalog> {
         self.current
             .read()
@@ -80,9 +80,6 @@ pub struct Reloader {
     plugins_dir: PathBuf,
     lock_file: PathBuf,
     guards: Guards,
-    egress: Arc<Egress>,
-    broker: Arc<Broker>,
-    cache: CompileCache,
     live: Arc<LiveCatalog>,
     /// Pending files already announced in the log, by sha256.
     announced: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -96,21 +93,15 @@ impl Reloader {
         plugins_dir: &Path,
         lock_file: &Path,
         guards: Guards,
-        egress: Arc<Egress>,
-        broker: Arc<Broker>,
     ) -> Result<(Arc<Reloader>, Scan), RegistryError> {
-        let cache = CompileCache::default();
         let lock = Lock::load(lock_file)?;
-        let scan = registry::scan_cached(&runtime, plugins_dir, &lock, &guards, &cache).await?;
-        let catalog = Catalog::new(runtime.clone(), &scan, egress.clone(), broker.clone());
+        let scan = registry::scan(&runtime, plugins_dir, &lock, &guards).await?;
+        let catalog = Catalog::new(&scan);
         let reloader = Reloader {
             runtime,
             plugins_dir: plugins_dir.to_owned(),
             lock_file: lock_file.to_owned(),
             guards,
-            egress,
-            broker,
-            cache,
             live: Arc::new(LiveCatalog::new(catalog)),
             announced: Default::default(),
         };
@@ -131,6 +122,7 @@ impl Reloader {
         }
     }
 
+    /// The catalog it keeps up to date.
     pub fn live(&self) -> &Arc<LiveCatalog> {
         &self.live
     }
@@ -139,21 +131,9 @@ impl Reloader {
     /// lock, say) the catalog being served stays as it is.
     pub async fn reload(&self) -> Result<(), RegistryError> {
         let lock = Lock::load(&self.lock_file)?;
-        let scan = registry::scan_cached(
-            &self.runtime,
-            &self.plugins_dir,
-            &lock,
-            &self.guards,
-            &self.cache,
-        )
-        .await?;
+        let scan = registry::scan(&self.runtime, &self.plugins_dir, &lock, &self.guards).await?;
         let before = self.live.get();
-        let catalog = Catalog::new(
-            self.runtime.clone(),
-            &scan,
-            self.egress.clone(),
-            self.broker.clone(),
-        );
+        let catalog = Catalog::new(&scan);
         report(&before, &catalog, &scan);
         self.announce_pending(&scan);
         self.live.replace(catalog);

@@ -142,11 +142,15 @@ pub(super) fn set_default(config: &Config, service: &str, name: &str) -> anyhow:
 /// The broker as `mcpist.toml` configures it; file vaults take their key
 /// from `MCPIST_VAULT_KEY` when it is set.
 pub(super) fn broker(config: &Config) -> Broker {
-    let env_key = std::env::var("MCPIST_VAULT_KEY")
+    Broker::new(&config.broker, vault_key_from_env())
+}
+
+/// `MCPIST_VAULT_KEY`, the key of the local encrypted vaults, if set.
+pub(super) fn vault_key_from_env() -> Option<SecretString> {
+    std::env::var("MCPIST_VAULT_KEY")
         .ok()
         .filter(|k| !k.is_empty())
-        .map(SecretString::from);
-    Broker::new(&config.broker, env_key)
+        .map(SecretString::from)
 }
 
 fn read_token(service: &str, name: &str) -> anyhow::Result<SecretString> {

@@ -12,16 +12,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::audit::AuditLog;
-use crate::catalog::live::Reloader;
-use crate::clients::Clients;
-use crate::config::{Config, Env, ToolMode};
-use crate::egress::Egress;
-use crate::mcp::Session;
-use crate::mcp::http::HttpServeSettings;
-use crate::policy::Masks;
+use crate::config::{Config, Env};
 use crate::registry::{self, HostRule, Lock};
-use crate::runtime::{CompiledCache, Runtime};
+use crate::runtime::Runtime;
+use crate::server::{Server, ServerBuilder};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -210,12 +204,20 @@ fn parse_path_prefix(text: &str) -> Result<String, String> {
 
 /// Run the command line; the exit code says whether it succeeded.
 pub fn run() -> anyhow::Result<ExitCode> {
-    run_with(|runtime| runtime)
+    run_with(|builder| builder)
 }
 
-/// [`run`], with `customize` applied to the engine that `serve` uses (the
-/// benchmarks install a native twin of a tool this way).
-pub fn run_with(customize: fn(Runtime) -> Runtime) -> anyhow::Result<ExitCode> {
+/// [`run`], with `customize` applied to the server that `serve` builds (the
+/// benchmarks' native twin answers a tool in the host this way). Only built
+/// with the `bench` feature.
+#[cfg(feature = "bench")]
+pub fn run_customized(
+    customize: fn(ServerBuilder<'_>) -> ServerBuilder<'_>,
+) -> anyhow::Result<ExitCode> {
+    run_with(customize)
+}
+
+fn run_with(customize: fn(ServerBuilder<'_>) -> ServerBuilder<'_>) -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref(), &Env::from_process())?;
     if let Some(dir) = cli.plugins_dir {
@@ -298,7 +300,7 @@ pub fn run_with(customize: fn(Runtime) -> Runtime) -> anyhow::Result<ExitCode> {
 fn runtime(config: &Config) -> anyhow::Result<Runtime> {
     let runtime = Runtime::new(config.limits)?;
     Ok(match &config.compiled_cache {
-        Some(dir) => runtime.with_compiled_cache(CompiledCache::new(dir)),
+        Some(dir) => runtime.with_compiled_cache(dir),
         None => runtime,
     })
 }
@@ -314,23 +316,39 @@ async fn scan(config: &Config) -> anyhow::Result<(Arc<Runtime>, Lock, registry::
 async fn serve(
     config: &Config,
     http: Option<std::net::SocketAddr>,
-    customize: fn(Runtime) -> Runtime,
+    customize: fn(ServerBuilder<'_>) -> ServerBuilder<'_>,
 ) -> anyhow::Result<()> {
-    let runtime = Arc::new(customize(runtime(config)?));
-    let egress = Arc::new(Egress::new(config.http, &config.upstreams)?);
     for (host, base) in &config.upstreams {
         tracing::info!(host, base, "upstream override");
     }
-    let broker = Arc::new(account::broker(config));
-    let (reloader, scan) = Reloader::start(
-        runtime,
-        &config.plugins_dir,
-        &config.lock_file,
-        config.guards.clone(),
-        egress,
-        broker,
-    )
-    .await?;
+    let builder = Server::builder(config).vault_key(account::vault_key_from_env());
+    let server = customize(builder).build().await?;
+    report(server.scan());
+    // Watch the plugins folder and the lock for as long as this serves.
+    let _watch = server.watch()?;
+    tracing::info!(file = %config.audit.file.display(), "recording calls in the audit log");
+    for client in config.masks.configured_clients() {
+        tracing::info!(client, "tool mask configured");
+    }
+    for (service, account) in config.masks.masked_accounts() {
+        tracing::info!(service, account, "account mask configured");
+    }
+    match http {
+        None => {
+            tracing::info!(
+                modules = server.calls().served().modules().count(),
+                plugins_dir = %config.plugins_dir.display(),
+                "MCP server ready on stdio"
+            );
+            server.serve_stdio().await
+        }
+        Some(bind) => server.serve_http(bind).await,
+    }
+}
+
+/// Log what the first scan found: each module served, and why the others
+/// are not.
+fn report(scan: &registry::Scan) {
     for module in &scan.modules {
         match &module.state {
             registry::ModuleState::Pinned => {
@@ -347,63 +365,6 @@ async fn serve(
     }
     for pin in &scan.missing {
         tracing::warn!(module = %pin.name, file = %pin.file, "pinned in the lock but missing from the plugins folder");
-    }
-    // Watch the plugins folder and the lock for as long as this serves.
-    let _watch = reloader.watch().map_err(|e| {
-        anyhow::anyhow!(
-            "cannot watch {} for module changes: {e}",
-            config.plugins_dir.display()
-        )
-    })?;
-    let catalog = reloader.live().clone();
-    let audit = Arc::new(AuditLog::open(&config.audit.file, config.audit.fsync)?);
-    tracing::info!(file = %audit.path().display(), "recording calls in the audit log");
-    let masks = Masks::compile(&config.masks, &config.account_masks).map_err(anyhow::Error::msg)?;
-    for client in config.masks.keys() {
-        tracing::info!(client, "tool mask configured");
-    }
-    for (service, accounts) in &config.account_masks {
-        for account in accounts.keys() {
-            tracing::info!(service, account, "account mask configured");
-        }
-    }
-    let session = Session {
-        client: "stdio".to_owned(),
-        audit,
-        record_arguments: config.audit.arguments,
-        masks: Arc::new(masks),
-        flat: config.serve.tools == ToolMode::Flat,
-    };
-    match http {
-        None => {
-            tracing::info!(
-                modules = catalog.get().modules().count(),
-                plugins_dir = %config.plugins_dir.display(),
-                "MCP server ready on stdio"
-            );
-            crate::mcp::McpServer::new(catalog, session)
-                .serve_stdio()
-                .await
-        }
-        Some(bind) => {
-            let settings = HttpServeSettings {
-                bind,
-                allowed_origins: config.serve.allowed_origins.clone(),
-                allowed_hosts: config.serve.allowed_hosts.clone(),
-                max_body_bytes: config.serve.max_body_bytes,
-                resource: config.serve.resource.clone(),
-                jwt: config.serve.jwt.clone(),
-            };
-            let clients = Arc::new(Clients::new(&config.serve.clients_file));
-            if let Some(jwt) = &config.serve.jwt {
-                tracing::info!(issuer = %jwt.issuer, resource = %settings.resource(), "accepting access tokens from the identity provider");
-            } else if clients.list()?.is_empty() {
-                tracing::warn!(
-                    "no client is registered, so every request will be refused: add one with `mcpist client add NAME`"
-                );
-            }
-            crate::mcp::http::serve(catalog, session, clients, &settings).await
-        }
     }
 }
 

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::registry::diff::ModuleDiff;
-use crate::registry::{self, HostRule, Lock, ModuleFile, ModuleManifest, ModuleState};
+use crate::manifest::ModuleManifest;
+use crate::registry::{self, HostRule, Lock, ModuleFile, ModuleState};
 
 /// How many hex digits of a sha256 to show in tables.
 const HASH_PREFIX: usize = 12;

@@ -10,41 +10,54 @@
 //! form of it is redacted from what comes back. A module may not set
 //! credential headers itself.
 //!
-//! Upstream overrides (`[upstreams]` in `mcpist.toml`) send an approved
-//! origin's requests to another base URL (GitHub Enterprise, or a local test
-//! server); policy and credentials are decided on the original URL, and the
-//! base URL is mapped back in `Location` and `Link` headers.
+//! Each call gets a [`CallEgress`], which the runtime sees only as the
+//! call's [`GuestServices`]: the sandbox owns the interface, this layer the
+//! policy behind it. A request goes through named steps, each a short
+//! function: check the request, apply the owner's rules, prepare headers and
+//! credential, check the address, send and record, follow a redirect (back
+//! to the rules). Upstream overrides live in [`upstream`].
 
 mod address;
-pub mod policy;
-pub mod redact;
+mod credential;
+mod policy;
+mod redact;
+mod upstream;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
+use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::broker::{Account, Broker};
-use crate::registry::manifest::Injection;
+use crate::manifest::Injection;
+use crate::runtime::{GuestServices, HttpError, InboundResponse, OutboundRequest};
 pub use address::{AddressClass, classify};
 use address::{CheckedResolver, ForbiddenAddress, refusal};
+use credential::{basic_credentials, inject_credential};
+use policy::Binding;
 pub use policy::ModulePolicy;
 use redact::Redactor;
+use upstream::Upstreams;
 
 /// Limits on a module's outbound HTTP.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HttpSettings {
+    /// Time to establish a connection.
     pub connect_timeout: Duration,
     /// Per request, including reading the body.
     pub timeout: Duration,
+    /// Largest request body a module may send.
     pub max_request_bytes: usize,
+    /// Largest response body handed back.
     pub max_response_bytes: usize,
+    /// Requests one call may make, redirects included.
     pub max_requests_per_call: usize,
+    /// Redirects followed for one request.
     pub max_redirects: usize,
 }
 
@@ -61,32 +74,23 @@ impl Default for HttpSettings {
     }
 }
 
+/// Why the shared HTTP clients could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum EgressSetupError {
+    /// An `[upstreams]` entry is not usable.
     #[error("[upstreams] {key:?}: {reason}")]
-    Upstream { key: String, reason: String },
+    Upstream {
+        /// The entry's key, as written.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// reqwest refused the client configuration.
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
 }
 
-/// A module's request, as it asked.
-#[derive(Debug, Clone)]
-pub struct OutboundRequest {
-    pub method: String,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Vec<u8>>,
-}
-
-/// What the module gets back: final response after redirects, with secrets
-/// redacted.
-#[derive(Debug, Clone)]
-pub struct InboundResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
+/// Why a module's request got no response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EgressError {
     /// Refused by policy; the message says how the owner could allow it.
@@ -97,12 +101,24 @@ pub enum EgressError {
     Failed(String),
 }
 
+impl From<EgressError> for HttpError {
+    fn from(error: EgressError) -> HttpError {
+        match error {
+            EgressError::Denied(m) => HttpError::Denied(m),
+            EgressError::Failed(m) => HttpError::Failed(m),
+        }
+    }
+}
+
 /// One request that left the host, for logs and the audit trail: never
 /// headers, bodies, paths or queries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundRecord {
+    /// The method sent.
     pub method: String,
+    /// The logical origin (as the module addressed it).
     pub origin: String,
+    /// The status, or `None` when no answer came.
     pub status: Option<u16>,
 }
 
@@ -113,11 +129,24 @@ pub struct OutboundRecord {
 pub struct OutboundLog(Arc<std::sync::Mutex<Vec<OutboundRecord>>>);
 
 impl OutboundLog {
-    fn push(&self, record: OutboundRecord) {
-        self.0
+    /// Record a request as it leaves, before any answer: a call cancelled
+    /// while it waits still shows that it was sent. Returns its index.
+    fn push(&self, record: OutboundRecord) -> usize {
+        let mut records = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        records.push(record);
+        records.len() - 1
+    }
+
+    /// The status of the request at `index`, once it came.
+    fn answered(&self, index: usize, status: u16) {
+        if let Some(record) = self
+            .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(record);
+            .get_mut(index)
+        {
+            record.status = Some(status);
+        }
     }
 
     /// The requests recorded so far.
@@ -145,19 +174,12 @@ const TRANSPORT_HEADERS: &[&str] = &[
 /// credential binding, and dropped when a redirect changes origin.
 const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
 
-struct Upstream {
-    /// The origin modules address, e.g. `https://api.github.com`.
-    logical: Url,
-    /// Where its requests go instead, e.g. `http://127.0.0.1:8080/prefix`.
-    base: Url,
-}
-
 /// The host's HTTP clients and settings, shared by every call.
 pub struct Egress {
     settings: HttpSettings,
     public: reqwest::Client,
     private: reqwest::Client,
-    upstreams: Vec<Upstream>,
+    upstreams: Upstreams,
 }
 
 impl Egress {
@@ -167,97 +189,18 @@ impl Egress {
         settings: HttpSettings,
         upstreams: &BTreeMap<String, String>,
     ) -> Result<Egress, EgressSetupError> {
-        let upstreams = upstreams
-            .iter()
-            .map(|(key, base)| parse_upstream(key, base))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Egress {
             public: client(&settings, false)?,
             private: client(&settings, true)?,
             settings,
-            upstreams,
+            upstreams: Upstreams::parse(upstreams)?,
         })
     }
 
+    /// The limits every call is held to.
     pub fn settings(&self) -> &HttpSettings {
         &self.settings
     }
-
-    fn to_physical(&self, logical: &Url) -> Url {
-        let Some(up) = self
-            .upstreams
-            .iter()
-            .find(|u| u.logical.origin() == logical.origin())
-        else {
-            return logical.clone();
-        };
-        let mut url = up.base.clone();
-        let base_path = up.base.path().trim_end_matches('/');
-        url.set_path(&format!("{base_path}{}", logical.path()));
-        url.set_query(logical.query());
-        url
-    }
-
-    fn to_logical(&self, physical: &Url) -> Url {
-        for up in &self.upstreams {
-            let base_path = up.base.path().trim_end_matches('/');
-            if up.base.origin() == physical.origin()
-                && let Some(rest) = physical.path().strip_prefix(base_path)
-                && (rest.is_empty() || rest.starts_with('/'))
-            {
-                let mut url = up.logical.clone();
-                url.set_path(if rest.is_empty() { "/" } else { rest });
-                url.set_query(physical.query());
-                return url;
-            }
-        }
-        physical.clone()
-    }
-
-    /// Map upstream base URLs in a header value back to the origins the
-    /// module knows (pagination `Link`s, `Location`).
-    fn to_logical_text(&self, value: &str) -> String {
-        let mut value = value.to_owned();
-        for up in &self.upstreams {
-            let base = up.base.as_str().trim_end_matches('/');
-            let logical = up.logical.as_str().trim_end_matches('/');
-            if value.contains(base) {
-                value = value.replace(base, logical);
-            }
-        }
-        value
-    }
-}
-
-fn parse_upstream(key: &str, base: &str) -> Result<Upstream, EgressSetupError> {
-    let bad = |reason: String| EgressSetupError::Upstream {
-        key: key.to_owned(),
-        reason,
-    };
-    let origin = if key.contains("://") {
-        key.to_owned()
-    } else {
-        format!("https://{key}")
-    };
-    let logical = Url::parse(&origin)
-        .ok()
-        .filter(|u| u.path() == "/" && u.query().is_none() && u.username().is_empty())
-        .ok_or_else(|| {
-            bad(
-                "the key must be a host (api.github.com) or an origin (https://api.github.com)"
-                    .to_owned(),
-            )
-        })?;
-    let base = Url::parse(base).map_err(|e| bad(format!("{base:?} is not a URL: {e}")))?;
-    if !matches!(base.scheme(), "http" | "https")
-        || base.query().is_some()
-        || !base.username().is_empty()
-    {
-        return Err(bad(format!(
-            "{base:?} must be an http(s) base URL without query or user"
-        )));
-    }
-    Ok(Upstream { logical, base })
 }
 
 fn client(
@@ -302,7 +245,35 @@ impl std::fmt::Debug for CallEgress {
     }
 }
 
+/// A request on its way: where it goes now, as the module addressed it.
+/// A redirect makes the next hop.
+struct Hop {
+    method: Method,
+    /// The logical URL (before any upstream override).
+    url: Url,
+    body: Option<Vec<u8>>,
+    /// False once a redirect left the first origin: credential headers the
+    /// module set do not follow it there.
+    keep_credential_headers: bool,
+}
+
+#[async_trait]
+impl GuestServices for CallEgress {
+    async fn send_http(
+        &mut self,
+        request: OutboundRequest,
+    ) -> Result<InboundResponse, HttpError> {
+        self.send(request).await.map_err(HttpError::from)
+    }
+
+    fn redact(&self, text: &str) -> String {
+        self.redactor.text(text)
+    }
+}
+
 impl CallEgress {
+    /// The egress of one call of the module `policy` describes, acting for
+    /// `accounts` (service → account), with secrets from `broker`.
     pub fn new(
         egress: Arc<Egress>,
         policy: Arc<ModulePolicy>,
@@ -326,24 +297,56 @@ impl CallEgress {
         self.outbound.clone()
     }
 
-    /// Hide this call's secrets in text bound for a log or the module.
-    pub fn redact(&self, text: &str) -> String {
-        self.redactor.text(text)
-    }
-
+    /// Send the module's request, or refuse it; no secret is ever in the
+    /// error.
     pub async fn send(&mut self, request: OutboundRequest) -> Result<InboundResponse, EgressError> {
-        let result = self.send_inner(request).await;
+        let result = self.send_checked(request).await;
         result.map_err(|e| match e {
             EgressError::Denied(m) => EgressError::Denied(self.redactor.text(&m)),
             EgressError::Failed(m) => EgressError::Failed(self.redactor.text(&m)),
         })
     }
 
-    async fn send_inner(
+    async fn send_checked(
         &mut self,
         request: OutboundRequest,
     ) -> Result<InboundResponse, EgressError> {
-        let settings = *self.egress.settings();
+        let (mut hop, module_headers) = self.check_request(request)?;
+        for _ in 0..=self.egress.settings.max_redirects {
+            let grant = self
+                .policy
+                .check(hop.method.as_str(), &hop.url)
+                .map_err(EgressError::Denied)?;
+            let (allow_private, declared) = (grant.rule.allow_private, grant.declared.clone());
+            let (physical, headers) = self.prepare(&hop, &module_headers).await?;
+            if let Some(reason) = literal_address_refusal(&physical, allow_private) {
+                return Err(self.private_refusal(&hop.url, &declared, &reason));
+            }
+            let response = self
+                .send_and_record(&hop, physical.clone(), headers, allow_private, &declared)
+                .await?;
+            match self.redirect(&hop, &physical, &response)? {
+                Some(next) => hop = next,
+                None => {
+                    let origin = hop.url.origin().ascii_serialization();
+                    return self.read(response, &origin).await;
+                }
+            }
+        }
+        Err(EgressError::Failed(format!(
+            "more than {} redirects; gave up",
+            self.egress.settings.max_redirects
+        )))
+    }
+
+    /// Step 1, check the request: within the per-call budget, an absolute
+    /// URL without user information, an allowed method, a body within the
+    /// limit, headers a module may set.
+    fn check_request(
+        &mut self,
+        request: OutboundRequest,
+    ) -> Result<(Hop, Vec<(HeaderName, HeaderValue)>), EgressError> {
+        let settings = &self.egress.settings;
         self.requests += 1;
         if self.requests > settings.max_requests_per_call {
             return Err(EgressError::Denied(format!(
@@ -360,14 +363,14 @@ impl CallEgress {
                 "URLs with user information (user:password@) are not allowed; the host attaches credentials".to_owned(),
             ));
         }
-        let mut method = Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
+        let method = Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
             .ok()
             .filter(|m| *m != Method::CONNECT && *m != Method::TRACE)
             .ok_or_else(|| {
                 EgressError::Denied(format!("method {:?} is not allowed", request.method))
             })?;
-        let mut body = request.body;
-        if body
+        if request
+            .body
             .as_ref()
             .is_some_and(|b| b.len() > settings.max_request_bytes)
         {
@@ -376,131 +379,128 @@ impl CallEgress {
                 settings.max_request_bytes
             )));
         }
-        let module_headers = module_headers(&request.headers)?;
-        let mut keep_credential_headers = true;
+        let headers = module_headers(&request.headers)?;
+        let hop = Hop {
+            method,
+            url,
+            body: request.body,
+            keep_credential_headers: true,
+        };
+        Ok((hop, headers))
+    }
 
-        for hop in 0..=settings.max_redirects {
-            let grant = self
-                .policy
-                .check(method.as_str(), &url)
-                .map_err(EgressError::Denied)?;
-            let allow_private = grant.rule.allow_private;
-            let declared = grant.declared.clone();
-            let binding = self.policy.binding_for(&url);
-            let mut headers = HeaderMap::new();
-            for (name, value) in &module_headers {
-                let credential_header = CREDENTIAL_HEADERS.contains(&name.as_str())
-                    || binding.is_some_and(|b| matches!(&b.inject, Injection::Header { name: n, .. } if n.eq_ignore_ascii_case(name.as_str())));
-                if credential_header && binding.is_some() {
-                    return Err(EgressError::Denied(format!(
-                        "module `{}` may not set the {name} header for {}: the host attaches the credential itself",
-                        self.policy.module,
-                        url.origin().ascii_serialization()
-                    )));
-                }
-                if credential_header && !keep_credential_headers {
-                    continue;
-                }
+    /// Step 3, prepare headers and credential: the module's headers (never
+    /// a credential header for a bound host), then the credential the
+    /// binding names, on the URL the request really goes to.
+    async fn prepare(
+        &mut self,
+        hop: &Hop,
+        module_headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<(Url, HeaderMap), EgressError> {
+        let policy = self.policy.clone();
+        let binding = policy.binding_for(&hop.url);
+        let mut headers = HeaderMap::new();
+        for (name, value) in module_headers {
+            if !is_credential_header(name, binding) {
+                headers.append(name.clone(), value.clone());
+            } else if binding.is_some() {
+                return Err(self.refuse_module_credential(&format!("the {name} header"), &hop.url));
+            } else if hop.keep_credential_headers {
                 headers.append(name.clone(), value.clone());
             }
-            let mut physical = self.egress.to_physical(&url);
-            if let Some(binding) = binding {
-                let service = binding.service.clone();
-                let inject = binding.inject.clone();
-                if let Injection::Query { param } = &inject
-                    && url.query_pairs().any(|(k, _)| k == param.as_str())
-                {
-                    return Err(EgressError::Denied(format!(
-                        "module `{}` may not set the query parameter {param:?} for {}: the host attaches the credential itself",
-                        self.policy.module,
-                        url.origin().ascii_serialization()
-                    )));
-                }
-                let secret = self.secret(&service, &inject).await?;
-                inject_credential(&inject, secret, &mut headers, &mut physical)?;
-            }
-            if let Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) = physical.host()
-                && let Some(ip) = physical
-                    .host_str()
-                    .and_then(|h| h.trim_matches(['[', ']']).parse().ok())
-                && let Some(reason) = refusal(ip, allow_private)
-            {
-                return Err(self.private_refusal(&url, &declared, &reason));
-            }
-            let client = if allow_private {
-                &self.egress.private
-            } else {
-                &self.egress.public
-            };
-            let mut builder = client
-                .request(method.clone(), physical.clone())
-                .headers(headers)
-                .timeout(settings.timeout);
-            if let Some(body) = &body {
-                builder = builder.body(body.clone());
-            }
-            let origin = url.origin().ascii_serialization();
-            let sent = builder.send().await;
-            let response = match sent {
-                Ok(response) => response,
-                Err(error) => {
-                    self.outbound.push(OutboundRecord {
-                        method: method.to_string(),
-                        origin: origin.clone(),
-                        status: None,
-                    });
-                    return Err(self.transport_error(&url, &declared, error));
-                }
-            };
-            let status = response.status();
-            self.outbound.push(OutboundRecord {
-                method: method.to_string(),
-                origin: origin.clone(),
-                status: Some(status.as_u16()),
-            });
-            tracing::debug!(module = %self.policy.module, %method, %origin, status = status.as_u16(), hop, "outbound request");
-            let location = response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            match (status, location) {
-                (
-                    StatusCode::MOVED_PERMANENTLY
-                    | StatusCode::FOUND
-                    | StatusCode::SEE_OTHER
-                    | StatusCode::TEMPORARY_REDIRECT
-                    | StatusCode::PERMANENT_REDIRECT,
-                    Some(location),
-                ) => {
-                    let next = physical.join(&location).map_err(|e| {
-                        EgressError::Failed(format!(
-                            "{origin} redirected to an invalid location: {e}"
-                        ))
-                    })?;
-                    let mut next = self.egress.to_logical(&next);
-                    next.set_fragment(None);
-                    if next.origin() != url.origin() {
-                        keep_credential_headers = false;
-                    }
-                    // As browsers do: 303 always, and 301/302 after a POST,
-                    // continue with a GET and no body.
-                    if status == StatusCode::SEE_OTHER
-                        || (method == Method::POST
-                            && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND))
-                    {
-                        method = Method::GET;
-                        body = None;
-                    }
-                    url = next;
-                }
-                _ => return self.read(response, &origin).await,
-            }
         }
-        Err(EgressError::Failed(format!(
-            "more than {} redirects; gave up",
-            settings.max_redirects
-        )))
+        let mut physical = self.egress.upstreams.to_physical(&hop.url);
+        if let Some(binding) = binding {
+            if let Injection::Query { param } = &binding.inject
+                && hop.url.query_pairs().any(|(k, _)| k == param.as_str())
+            {
+                return Err(self.refuse_module_credential(
+                    &format!("the query parameter {param:?}"),
+                    &hop.url,
+                ));
+            }
+            let secret = self.secret(&binding.service, &binding.inject).await?;
+            inject_credential(&binding.inject, secret, &mut headers, &mut physical)?;
+        }
+        Ok((physical, headers))
+    }
+
+    /// Step 5, send and record: one request on the shared client for its
+    /// address class, recorded in the call's outbound log as it leaves, with
+    /// its status once answered.
+    async fn send_and_record(
+        &self,
+        hop: &Hop,
+        physical: Url,
+        headers: HeaderMap,
+        allow_private: bool,
+        declared: &str,
+    ) -> Result<reqwest::Response, EgressError> {
+        let client = if allow_private {
+            &self.egress.private
+        } else {
+            &self.egress.public
+        };
+        let mut builder = client
+            .request(hop.method.clone(), physical)
+            .headers(headers)
+            .timeout(self.egress.settings.timeout);
+        if let Some(body) = &hop.body {
+            builder = builder.body(body.clone());
+        }
+        let origin = hop.url.origin().ascii_serialization();
+        let index = self.outbound.push(OutboundRecord {
+            method: hop.method.to_string(),
+            origin: origin.clone(),
+            status: None,
+        });
+        let sent = builder.send().await;
+        let status = sent.as_ref().ok().map(|r| r.status().as_u16());
+        if let Some(status) = status {
+            self.outbound.answered(index, status);
+        }
+        tracing::debug!(module = %self.policy.module, method = %hop.method, %origin, ?status, "outbound request");
+        sent.map_err(|error| self.transport_error(&hop.url, declared, error))
+    }
+
+    /// Step 6, follow a redirect: the next hop if `response` is one, with
+    /// the method and body a browser would use, and credential headers left
+    /// behind when it changes origin. The next hop goes through the rules
+    /// again.
+    fn redirect(
+        &self,
+        hop: &Hop,
+        physical: &Url,
+        response: &reqwest::Response,
+    ) -> Result<Option<Hop>, EgressError> {
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok());
+        let (true, Some(location)) = (is_redirect(status), location) else {
+            return Ok(None);
+        };
+        let next = physical.join(location).map_err(|e| {
+            EgressError::Failed(format!(
+                "{} redirected to an invalid location: {e}",
+                hop.url.origin().ascii_serialization()
+            ))
+        })?;
+        let mut url = self.egress.upstreams.to_logical(&next);
+        url.set_fragment(None);
+        // As browsers do: 303 always, and 301/302 after a POST, continue
+        // with a GET and no body.
+        let to_get = status == StatusCode::SEE_OTHER
+            || (hop.method == Method::POST
+                && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND));
+        Ok(Some(Hop {
+            method: if to_get { Method::GET } else { hop.method.clone() },
+            body: if to_get { None } else { hop.body.clone() },
+            keep_credential_headers: hop.keep_credential_headers
+                && url.origin() == hop.url.origin(),
+            url,
+        }))
     }
 
     /// The secret for `service`, fetched from the broker on first use; its
@@ -532,6 +532,14 @@ impl CallEgress {
             self.secrets.insert(service.to_owned(), secret);
         }
         Ok(&self.secrets[service])
+    }
+
+    fn refuse_module_credential(&self, what: &str, url: &Url) -> EgressError {
+        EgressError::Denied(format!(
+            "module `{}` may not set {what} for {}: the host attaches the credential itself",
+            self.policy.module,
+            url.origin().ascii_serialization()
+        ))
     }
 
     fn private_refusal(&self, url: &Url, declared: &str, reason: &str) -> EgressError {
@@ -592,7 +600,8 @@ impl CallEgress {
                 let value = String::from_utf8_lossy(value.as_bytes());
                 (
                     name.as_str().to_owned(),
-                    self.redactor.text(&self.egress.to_logical_text(&value)),
+                    self.redactor
+                        .text(&self.egress.upstreams.to_logical_text(&value)),
                 )
             })
             .collect();
@@ -616,6 +625,38 @@ impl CallEgress {
     }
 }
 
+/// Step 4, check the address, when the URL names one: the resolver checks
+/// names as it resolves them, but an IP literal is never resolved.
+fn literal_address_refusal(physical: &Url, allow_private: bool) -> Option<String> {
+    let (Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)), Some(host)) =
+        (physical.host(), physical.host_str())
+    else {
+        return None;
+    };
+    let ip = host.trim_matches(['[', ']']).parse().ok()?;
+    refusal(ip, allow_private)
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::MOVED_PERMANENTLY
+            | StatusCode::FOUND
+            | StatusCode::SEE_OTHER
+            | StatusCode::TEMPORARY_REDIRECT
+            | StatusCode::PERMANENT_REDIRECT
+    )
+}
+
+/// Whether `name` carries a credential: always for `Authorization`,
+/// `Proxy-Authorization` and `Cookie`, and the binding's own header.
+fn is_credential_header(name: &HeaderName, binding: Option<&Binding>) -> bool {
+    CREDENTIAL_HEADERS.contains(&name.as_str())
+        || binding.is_some_and(|b| {
+            matches!(&b.inject, Injection::Header { name: n, .. } if n.eq_ignore_ascii_case(name.as_str()))
+        })
+}
+
 /// Check and convert the module's headers.
 fn module_headers(
     headers: &[(String, String)],
@@ -636,145 +677,4 @@ fn module_headers(
             Ok((name, value))
         })
         .collect()
-}
-
-/// `base64(username:secret)`, with no copy of the secret left behind.
-fn basic_credentials(username: &str, secret: &str) -> zeroize::Zeroizing<String> {
-    let mut pair =
-        zeroize::Zeroizing::new(String::with_capacity(username.len() + 1 + secret.len()));
-    pair.push_str(username);
-    pair.push(':');
-    pair.push_str(secret);
-    zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()))
-}
-
-fn inject_credential(
-    inject: &Injection,
-    secret: &SecretString,
-    headers: &mut HeaderMap,
-    url: &mut Url,
-) -> Result<(), EgressError> {
-    let raw = secret.expose_secret();
-    let header = |name: &str,
-                  value: zeroize::Zeroizing<String>|
-     -> Result<(HeaderName, HeaderValue), EgressError> {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| EgressError::Failed(format!("{name:?} is not a valid header name")))?;
-        let mut value = HeaderValue::from_str(&value).map_err(|_| {
-            EgressError::Failed(
-                "the stored credential contains characters not allowed in an HTTP header"
-                    .to_owned(),
-            )
-        })?;
-        value.set_sensitive(true);
-        Ok((name, value))
-    };
-    let (name, value) = match inject {
-        Injection::Bearer => header(
-            "authorization",
-            zeroize::Zeroizing::new(format!("Bearer {raw}")),
-        )?,
-        Injection::Header { name, template } => header(
-            name,
-            zeroize::Zeroizing::new(template.replace("{secret}", raw)),
-        )?,
-        Injection::Basic { username } => {
-            let mut value = zeroize::Zeroizing::new(String::from("Basic "));
-            value.push_str(&basic_credentials(username, raw));
-            header("authorization", value)?
-        }
-        Injection::Query { param } => {
-            url.query_pairs_mut().append_pair(param, raw);
-            return Ok(());
-        }
-    };
-    headers.insert(name, value);
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn injected(inject: Injection) -> (HeaderMap, Url) {
-        let mut headers = HeaderMap::new();
-        let mut url = Url::parse("https://api.example.com/items?page=2").unwrap();
-        inject_credential(
-            &inject,
-            &SecretString::from("s3cr3t-token"),
-            &mut headers,
-            &mut url,
-        )
-        .unwrap();
-        (headers, url)
-    }
-
-    #[test]
-    fn each_injection_form_places_the_secret_where_the_binding_says() {
-        let (headers, _) = injected(Injection::Bearer);
-        assert_eq!(headers["authorization"], "Bearer s3cr3t-token");
-        assert!(headers["authorization"].is_sensitive());
-        let (headers, _) = injected(Injection::Header {
-            name: "X-Api-Key".into(),
-            template: "key={secret}".into(),
-        });
-        assert_eq!(headers["x-api-key"], "key=s3cr3t-token");
-        let (headers, _) = injected(Injection::Basic {
-            username: "bot".into(),
-        });
-        // base64("bot:s3cr3t-token")
-        assert_eq!(headers["authorization"], "Basic Ym90OnMzY3IzdC10b2tlbg==");
-        let (headers, url) = injected(Injection::Query {
-            param: "api_key".into(),
-        });
-        assert!(headers.is_empty());
-        assert_eq!(url.query(), Some("page=2&api_key=s3cr3t-token"));
-    }
-
-    #[test]
-    fn upstream_overrides_map_requests_and_links_both_ways() {
-        let upstreams = [
-            (
-                "api.github.com".to_owned(),
-                "http://127.0.0.1:9000/api.github.com/abc".to_owned(),
-            ),
-            (
-                "http://svc.test:8080".to_owned(),
-                "http://127.0.0.1:9001".to_owned(),
-            ),
-        ]
-        .into_iter()
-        .collect();
-        let egress = Egress::new(HttpSettings::default(), &upstreams).unwrap();
-        let logical = Url::parse("https://api.github.com/repos/o/r?page=2").unwrap();
-        let physical = egress.to_physical(&logical);
-        assert_eq!(
-            physical.as_str(),
-            "http://127.0.0.1:9000/api.github.com/abc/repos/o/r?page=2"
-        );
-        assert_eq!(egress.to_logical(&physical), logical);
-        assert_eq!(
-            egress
-                .to_physical(&Url::parse("http://svc.test:8080/x").unwrap())
-                .as_str(),
-            "http://127.0.0.1:9001/x"
-        );
-        // Another origin is left alone.
-        let other = Url::parse("https://example.com/").unwrap();
-        assert_eq!(egress.to_physical(&other), other);
-        let link = r#"<http://127.0.0.1:9000/api.github.com/abc/repositories/1/issues?page=3>; rel="next""#;
-        assert_eq!(
-            egress.to_logical_text(link),
-            r#"<https://api.github.com/repositories/1/issues?page=3>; rel="next""#
-        );
-        assert!(
-            Egress::new(
-                HttpSettings::default(),
-                &[("api.github.com".to_owned(), "not a url".to_owned())]
-                    .into_iter()
-                    .collect()
-            )
-            .is_err()
-        );
-    }
 }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use url::Url;
 
-use crate::registry::manifest::{CredentialBinding, Injection};
-use crate::registry::{HostPattern, HostRule};
+use crate::manifest::{CredentialBinding, HostPattern, Injection};
+use crate::registry::HostRule;
 
 #[derive(Debug)]
 pub struct Grant {

@@ -25,7 +25,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::json;
 
 use super::{McpServer, Session};
-use crate::catalog::live::LiveCatalog;
+use crate::calls::CallService;
 use crate::clients::{Clients, KEY_PREFIX};
 use crate::oauth::{JwtSettings, Refusal, TokenValidator};
 
@@ -37,6 +37,7 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 /// How the HTTP endpoint is exposed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpServeSettings {
+    /// The address listened on.
     pub bind: SocketAddr,
     /// Browser origins allowed to call (`https://app.example:443`); a
     /// request with any other `Origin` is refused with 403. Empty: every
@@ -45,6 +46,7 @@ pub struct HttpServeSettings {
     /// `Host` values accepted besides the loopback names, for a server
     /// reached by another name (behind a proxy, on a LAN).
     pub allowed_hosts: Vec<String>,
+    /// Largest request body.
     pub max_body_bytes: usize,
     /// The URL clients use for `/mcp`; `http://BIND/mcp` when absent.
     pub resource: Option<String>,
@@ -76,7 +78,7 @@ struct Gate {
 /// The router: `/mcp` behind the bearer-token check, and the metadata
 /// document.
 pub fn router(
-    catalog: Arc<LiveCatalog>,
+    calls: Arc<CallService>,
     session: Session,
     clients: Arc<Clients>,
     settings: &HttpServeSettings,
@@ -95,7 +97,7 @@ pub fn router(
         .enforce_origin_validation()
         .with_max_request_body_bytes(settings.max_body_bytes);
     let service = StreamableHttpService::new(
-        move || Ok(McpServer::new(catalog.clone(), session.clone())),
+        move || Ok(McpServer::new(calls.clone(), session.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     );
@@ -153,7 +155,7 @@ fn metadata_url(resource: &str) -> anyhow::Result<String> {
 
 /// Serve until Ctrl-C (or SIGTERM).
 pub async fn serve(
-    catalog: Arc<LiveCatalog>,
+    calls: Arc<CallService>,
     session: Session,
     clients: Arc<Clients>,
     settings: &HttpServeSettings,
@@ -168,7 +170,7 @@ pub async fn serve(
         bind: bound,
         ..settings.clone()
     };
-    let app = router(catalog, session, clients, &settings)?;
+    let app = router(calls, session, clients, &settings)?;
     tracing::info!(url = %format!("http://{bound}{MCP_PATH}"), "MCP server ready on Streamable HTTP");
     // A sequential client sends its next request only after reading the
     // answer: without TCP_NODELAY, Nagle's algorithm and delayed ACKs add

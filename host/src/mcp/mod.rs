@@ -12,12 +12,17 @@
 //! Errors a model can act on (unknown module, bad arguments, a module's own
 //! error) come back as tool results with `isError: true`, so the model reads
 //! them; only protocol misuse (an unknown meta-tool) is a JSON-RPC error.
+//!
+//! This is a translation layer and nothing more: every call, refusal and
+//! view goes through [`CallService`], which holds the masks and the audit.
+//! The request's cancellation token (a `notifications/cancelled`, or a
+//! client that closed the stream) goes with the call, so a cancelled call
+//! stops instead of running to its end.
 
 pub mod http;
 mod meta_tools;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
@@ -26,12 +31,10 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
-use crate::audit::{self, AuditLog, Outbound, Outcome, Record};
-use crate::catalog::live::LiveCatalog;
-use crate::catalog::{CallTrace, Catalog, InvokeError, ServedModule};
-use crate::policy::{Mask, Masks};
-use crate::runtime::{CallContext, ContentItem, ToolOutput};
+use crate::calls::{CallService, InvokeError, ModuleSchema, ToolCall, ToolView};
+use crate::runtime::{ContentItem, ToolOutput};
 use meta_tools::{CALL_MODULE_TOOL, CallModuleToolArgs, GET_MODULE_SCHEMA, GetModuleSchemaArgs};
 
 const FLAT_INSTRUCTIONS: &str = "MCPist gives access to the owner's service modules: each tool is \
@@ -42,16 +45,12 @@ const INSTRUCTIONS: &str = "MCPist gives access to the owner's service modules t
 Call get_module_schema with no arguments to see the modules, then with {\"module\": NAME} to see a \
 module's tools and their input schemas; then call call_module_tool with {module, tool, arguments}.";
 
-/// Who is calling, and where their calls are recorded.
-#[derive(Clone)]
+/// How one MCP session is served.
+#[derive(Debug, Clone)]
 pub struct Session {
-    /// The client's name in the audit log (`stdio` for the local owner).
+    /// The client's name for masks and the audit log when the transport
+    /// does not authenticate one (`stdio`, the local owner).
     pub client: String,
-    pub audit: Arc<AuditLog>,
-    /// Record arguments themselves, not only their digest.
-    pub record_arguments: bool,
-    /// What each client may see.
-    pub masks: Arc<Masks>,
     /// List every tool directly rather than the meta-tools.
     pub flat: bool,
 }
@@ -59,15 +58,16 @@ pub struct Session {
 /// One MCP session's view of the host.
 #[derive(Clone)]
 pub struct McpServer {
-    catalog: Arc<LiveCatalog>,
+    calls: Arc<CallService>,
     tools: Arc<Vec<Tool>>,
     session: Session,
 }
 
 impl McpServer {
-    pub fn new(catalog: Arc<LiveCatalog>, session: Session) -> McpServer {
+    /// A session answering through `calls`.
+    pub fn new(calls: Arc<CallService>, session: Session) -> McpServer {
         McpServer {
-            catalog,
+            calls,
             tools: Arc::new(meta_tools::definitions()),
             session,
         }
@@ -82,183 +82,43 @@ impl McpServer {
         Ok(())
     }
 
-    fn get_module_schema(&self, args: GetModuleSchemaArgs, mask: &Mask) -> CallToolResult {
+    fn get_module_schema(&self, args: GetModuleSchemaArgs, client: &str) -> CallToolResult {
         let names = args.module.map(|m| m.into_vec()).unwrap_or_default();
-        let catalog = self.catalog.get();
         if names.is_empty() {
-            let modules: Vec<Value> = catalog
-                .visible(mask)
+            let modules: Vec<Value> = self
+                .calls
+                .catalog(client)
+                .into_iter()
                 .map(|m| {
-                    let name = &m.manifest.name;
                     json!({
-                        "name": name,
-                        "version": m.manifest.version,
-                        "description": m.manifest.description,
-                        "tools": m
-                            .tools()
-                            .filter(|t| mask.shows_tool(name, &t.spec))
-                            .map(|t| t.spec.name.as_str())
-                            .collect::<Vec<_>>(),
+                        "name": m.name,
+                        "version": m.version,
+                        "description": m.description,
+                        "tools": m.tools,
                     })
                 })
                 .collect();
             return CallToolResult::structured(json!({ "modules": modules }));
         }
-        let mut modules = Vec::with_capacity(names.len());
-        for name in &names {
-            match catalog.module(name, mask) {
-                Ok(module) => modules.push(module_schema(module, &catalog, mask)),
-                Err(error) => return tool_error(&error.to_string()),
+        match self.calls.module_schemas(client, &names) {
+            Ok(modules) => {
+                let modules: Vec<Value> = modules.iter().map(module_schema).collect();
+                CallToolResult::structured(json!({ "modules": modules }))
             }
-        }
-        CallToolResult::structured(json!({ "modules": modules }))
-    }
-
-    async fn call_module_tool(&self, args: CallModuleToolArgs, client: String) -> CallToolResult {
-        let started = Instant::now();
-        let arguments = args
-            .arguments
-            .unwrap_or_else(crate::catalog::schema::empty_arguments);
-        let context = CallContext {
-            account: args.account.clone(),
-        };
-        let mut trace = CallTrace {
-            account: args.account.clone(),
-            ..CallTrace::default()
-        };
-        // Fail closed: a tool runs only while its call can be recorded. The
-        // refusal is itself an append, and the first that succeeds (space
-        // freed, permissions fixed) lets calls run again.
-        if let Some(problem) = self.session.audit.failure() {
-            let message = format!(
-                "this call was refused because the audit log cannot be written ({problem}); calls run again once it can (the owner frees disk space or fixes the file's permissions)"
-            );
-            let names = Names {
-                module: args.module,
-                tool: args.tool,
-                account: args.account,
-            };
-            return self.refuse_before_running(names, &arguments, &message, client);
-        }
-        let mask = self.session.masks.of(&client);
-        let result = self
-            .catalog
-            .get()
-            .invoke_traced(
-                &args.module,
-                &args.tool,
-                &arguments,
-                &context,
-                &mask,
-                &mut trace,
-            )
-            .await;
-        let elapsed_us = started.elapsed().as_micros() as u64;
-        let (outcome, reason) = match &result {
-            Ok(_) => {
-                tracing::info!(module = %args.module, tool = %args.tool, elapsed_us, "call ok");
-                (Outcome::Ok, None)
-            }
-            Err(error) => {
-                let outcome = match error {
-                    InvokeError::Module { .. } => Outcome::ToolError,
-                    InvokeError::UnknownModule { .. }
-                    | InvokeError::UnknownTool { .. }
-                    | InvokeError::InvalidArguments { .. }
-                    | InvokeError::Account { .. } => Outcome::Refused,
-                    InvokeError::Call(_) | InvokeError::InvalidOutput { .. } => Outcome::Failed,
-                };
-                tracing::warn!(module = %args.module, tool = %args.tool, elapsed_us, outcome = outcome.label(), "{error}");
-                (outcome, Some(error.to_string()))
-            }
-        };
-        self.audit(Record {
-            time: audit::now(),
-            client,
-            module: args.module.clone(),
-            module_sha256: trace.module_sha256,
-            tool: args.tool.clone(),
-            account: trace.account,
-            outcome,
-            reason: reason.as_deref().map(audit::reason),
-            duration_us: elapsed_us,
-            outbound: trace
-                .outbound
-                .into_iter()
-                .map(|r| Outbound {
-                    method: r.method,
-                    origin: r.origin,
-                    status: r.status,
-                })
-                .collect(),
-            arguments_sha256: audit::digest(&arguments),
-            arguments: self.session.record_arguments.then(|| arguments.clone()),
-        });
-        match result {
-            Ok(output) => tool_success(output),
             Err(error) => tool_error(&error.to_string()),
         }
     }
 
-    /// A `call_module_tool` request too malformed to name a tool is refused,
-    /// and recorded with whatever names it gave.
-    fn refuse_malformed_call(
+    async fn call_module_tool(
         &self,
-        arguments: &Value,
-        message: &str,
-        client: String,
+        call: ToolCall,
+        client: &str,
+        cancel: &CancellationToken,
     ) -> CallToolResult {
-        let name = |key: &str| arguments[key].as_str().unwrap_or("").to_owned();
-        let names = Names {
-            module: name("module"),
-            tool: name("tool"),
-            account: arguments["account"].as_str().map(str::to_owned),
-        };
-        self.refuse_before_running(names, arguments, message, client)
-    }
-
-    /// Refuse a call before anything ran, and record the refusal.
-    fn refuse_before_running(
-        &self,
-        names: Names,
-        arguments: &Value,
-        message: &str,
-        client: String,
-    ) -> CallToolResult {
-        self.audit(Record {
-            time: audit::now(),
-            client,
-            module: names.module,
-            module_sha256: None,
-            tool: names.tool,
-            account: names.account,
-            outcome: Outcome::Refused,
-            reason: Some(audit::reason(message)),
-            duration_us: 0,
-            outbound: Vec::new(),
-            arguments_sha256: audit::digest(arguments),
-            arguments: self.session.record_arguments.then(|| arguments.clone()),
-        });
-        tool_error(message)
-    }
-
-    /// Append to the audit log. A write that fails is logged as an error:
-    /// the answer has been computed by then, and the client still gets it.
-    fn audit(&self, record: Record) {
-        if let Err(error) = self.session.audit.append(record) {
-            tracing::error!("{error}");
-        }
+        tool_result(self.calls.call(client, &call, cancel).await)
     }
 }
 
-/// What a refused call named, as far as it did.
-struct Names {
-    module: String,
-    tool: String,
-    account: Option<String>,
-}
-
-/// The accounts a module can act for, per service it uses: names only.
 /// This process's stdin and stdout for the MCP session. MCP clients start a
 /// server with pipes; a pipe is read and written without blocking, driven by
 /// the runtime's reactor. (tokio's `stdin()`/`stdout()`, kept for anything
@@ -289,44 +149,16 @@ fn stdio_pipes() -> (
     (input, output)
 }
 
-fn module_accounts(module: &ServedModule, catalog: &Catalog, mask: &Mask) -> Value {
-    let services = module.policy.services();
-    if services.is_empty() {
-        return Value::Null;
-    }
-    let accounts = match catalog.broker().accounts() {
-        Ok(accounts) => mask.accounts(&accounts),
-        Err(error) => return json!({ "error": error.to_string() }),
-    };
-    services
-        .into_iter()
-        .map(|service| {
-            let names: Vec<&str> = accounts.of(service).map(|a| a.name.as_str()).collect();
-            let mut entry = json!({
-                "service": service,
-                "accounts": names,
-                "default": accounts.default_for(service),
-            });
-            if names.is_empty() {
-                entry["hint"] = json!(format!(
-                    "no account yet: the owner adds one with `mcpist account add {service} NAME`"
-                ));
-            }
-            entry
-        })
-        .collect()
-}
-
 /// A module's tools with their schemas, as the model needs them to call.
-fn module_schema(module: &ServedModule, catalog: &Catalog, mask: &Mask) -> Value {
+fn module_schema(module: &ModuleSchema) -> Value {
     let tools: Vec<Value> = module
-        .tools()
-        .filter(|t| mask.shows_tool(&module.manifest.name, &t.spec))
+        .tools
+        .iter()
         .map(|t| {
-            let f = t.spec.flags;
+            let f = t.flags;
             let mut tool = json!({
-                "name": t.spec.name,
-                "description": t.spec.description,
+                "name": t.name,
+                "description": t.description,
                 "inputSchema": t.input_schema,
                 "annotations": {
                     "readOnlyHint": f.read_only,
@@ -336,24 +168,50 @@ fn module_schema(module: &ServedModule, catalog: &Catalog, mask: &Mask) -> Value
                 },
                 "flags": f.names(),
             });
-            if let Some(output) = &t.spec.output_schema {
+            if let Some(output) = &t.output_schema {
                 tool["outputSchema"] = output.clone();
             }
             tool
         })
         .collect();
     let mut schema = json!({
-        "name": module.manifest.name,
-        "version": module.manifest.version,
-        "description": module.manifest.description,
+        "name": module.name,
+        "version": module.version,
+        "description": module.description,
         "sha256": module.sha256,
         "tools": tools,
     });
-    let accounts = module_accounts(module, catalog, mask);
-    if !accounts.is_null() {
-        schema["accounts"] = accounts;
+    match &module.accounts {
+        None => {}
+        Some(Err(error)) => schema["accounts"] = json!({ "error": error }),
+        Some(Ok(services)) => {
+            schema["accounts"] = services
+                .iter()
+                .map(|s| {
+                    let mut entry = json!({
+                        "service": s.service,
+                        "accounts": s.accounts,
+                        "default": s.default,
+                    });
+                    if s.accounts.is_empty() {
+                        entry["hint"] = json!(format!(
+                            "no account yet: the owner adds one with `mcpist account add {} NAME`",
+                            s.service
+                        ));
+                    }
+                    entry
+                })
+                .collect();
+        }
     }
     schema
+}
+
+fn tool_result(result: Result<ToolOutput, InvokeError>) -> CallToolResult {
+    match result {
+        Ok(output) => tool_success(output),
+        Err(error) => tool_error(&error.to_string()),
+    }
 }
 
 fn tool_success(output: ToolOutput) -> CallToolResult {
@@ -388,31 +246,17 @@ impl McpServer {
             .and_then(|parts| parts.extensions.get::<http::ClientName>())
             .map_or_else(|| self.session.client.clone(), |c| c.0.clone())
     }
-
-    /// Flat mode: every tool `client` may see, named `module.tool`.
-    fn flat_tools(&self, client: &str) -> Vec<Tool> {
-        let catalog = self.catalog.get();
-        let mask = self.session.masks.of(client);
-        let mut tools = Vec::new();
-        for module in catalog.visible(&mask) {
-            let name = &module.manifest.name;
-            let accounts = !module.policy.services().is_empty();
-            for tool in module.tools().filter(|t| mask.shows_tool(name, &t.spec)) {
-                tools.push(flat_tool(name, tool, accounts));
-            }
-        }
-        tools
-    }
 }
 
 /// One module tool as a flat-mode tool. A module that acts for accounts
 /// takes an extra optional `account` (when the name is free).
-fn flat_tool(module: &str, tool: &crate::catalog::ServedTool, accounts: bool) -> Tool {
-    let mut schema = match &tool.input_schema {
-        Value::Object(map) => map.clone(),
+fn flat_tool(tool: ToolView) -> Tool {
+    let mut schema = match tool.input_schema {
+        Value::Object(map) => map,
         _ => serde_json::Map::new(),
     };
-    if let (true, Some(Value::Object(properties))) = (accounts, schema.get_mut("properties"))
+    if let (true, Some(Value::Object(properties))) =
+        (tool.takes_account, schema.get_mut("properties"))
         && !properties.contains_key(FLAT_ACCOUNT)
     {
         properties.insert(
@@ -420,10 +264,10 @@ fn flat_tool(module: &str, tool: &crate::catalog::ServedTool, accounts: bool) ->
             json!({"type": "string", "description": "Which of the owner's accounts to act for; omit for the default."}),
         );
     }
-    let f = tool.spec.flags;
+    let f = tool.flags;
     let mut flat = Tool::new(
-        format!("{module}.{}", tool.spec.name),
-        tool.spec.description.clone(),
+        format!("{}.{}", tool.module, tool.name),
+        tool.description,
         Arc::new(schema),
     )
     .with_annotations(
@@ -433,8 +277,8 @@ fn flat_tool(module: &str, tool: &crate::catalog::ServedTool, accounts: bool) ->
             .idempotent(f.idempotent)
             .open_world(f.open_world),
     );
-    if let Some(Value::Object(output)) = &tool.spec.output_schema {
-        flat.output_schema = Some(Arc::new(output.clone()));
+    if let Some(Value::Object(output)) = tool.output_schema {
+        flat.output_schema = Some(Arc::new(output));
     }
     flat
 }
@@ -467,7 +311,7 @@ impl ServerHandler for McpServer {
         }
         // Tell this client whenever hot reload changes what it may see, for
         // as long as it is connected.
-        let mut changes = self.catalog.changes();
+        let mut changes = self.calls.changes();
         let peer = context.peer;
         tokio::spawn(async move {
             while changes.changed().await.is_ok() {
@@ -496,7 +340,7 @@ impl ServerHandler for McpServer {
             context.cancelled().await;
             return Ok(());
         }
-        let mut changes = self.catalog.changes();
+        let mut changes = self.calls.changes();
         loop {
             tokio::select! {
                 () = context.cancelled() => return Ok(()),
@@ -516,7 +360,8 @@ impl ServerHandler for McpServer {
     ) -> Result<ListToolsResult, ErrorData> {
         if self.session.flat {
             let client = self.client_of(&context.extensions);
-            return Ok(ListToolsResult::with_all_items(self.flat_tools(&client)));
+            let tools = self.calls.tools(&client).into_iter().map(flat_tool);
+            return Ok(ListToolsResult::with_all_items(tools.collect()));
         }
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
     }
@@ -534,6 +379,7 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let client = self.client_of(&context.extensions);
+        let cancel = &context.ct;
         let mut arguments = Value::Object(request.arguments.unwrap_or_default());
         if self.session.flat {
             let Some((module, tool)) = request.name.split_once('.') else {
@@ -549,22 +395,34 @@ impl ServerHandler for McpServer {
                 .as_object_mut()
                 .and_then(|a| a.remove(FLAT_ACCOUNT))
                 .and_then(|a| a.as_str().map(str::to_owned));
-            let args = CallModuleToolArgs {
+            let call = ToolCall {
                 module: module.to_owned(),
                 tool: tool.to_owned(),
-                arguments: Some(arguments),
+                arguments,
                 account,
             };
-            return Ok(self.call_module_tool(args, client).await.into());
+            return Ok(self.call_module_tool(call, &client, cancel).await.into());
         }
         let result = match request.name.as_ref() {
             GET_MODULE_SCHEMA => match meta_tools::parse(arguments) {
-                Ok(args) => self.get_module_schema(args, &self.session.masks.of(&client)),
+                Ok(args) => self.get_module_schema(args, &client),
                 Err(message) => tool_error(&message),
             },
-            CALL_MODULE_TOOL => match meta_tools::parse(arguments.clone()) {
-                Ok(args) => self.call_module_tool(args, client).await,
-                Err(message) => self.refuse_malformed_call(&arguments, &message, client),
+            CALL_MODULE_TOOL => match meta_tools::parse::<CallModuleToolArgs>(arguments.clone()) {
+                Ok(args) => {
+                    let call = ToolCall {
+                        module: args.module,
+                        tool: args.tool,
+                        arguments: args
+                            .arguments
+                            .unwrap_or_else(crate::catalog::schema::empty_arguments),
+                        account: args.account,
+                    };
+                    self.call_module_tool(call, &client, cancel).await
+                }
+                Err(message) => {
+                    tool_error(&self.calls.refuse_malformed(&client, &arguments, message).to_string())
+                }
             },
             other => {
                 return Err(ErrorData::invalid_params(

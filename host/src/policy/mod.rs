@@ -18,7 +18,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
 use crate::broker::Accounts;
-use crate::registry::manifest::ToolSpec;
+use crate::manifest::ToolSpec;
 
 /// A client's mask as written in `mcpist.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -73,14 +73,39 @@ struct ToolRule {
     no_destructive: bool,
 }
 
-fn glob_set(globs: &[String], what: &str) -> Result<GlobSet, String> {
+/// A list of globs in a mask that does not compile.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct GlobError {
+    /// The mask's key holding the list (`modules`, `tools`, `deny_tools`).
+    pub key: &'static str,
+    /// Which glob, and what is wrong with it.
+    pub problem: String,
+}
+
+/// A mask in `mcpist.toml` that does not compile.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("[{table}] {source}")]
+pub struct MaskError {
+    /// The table at fault, as `masks.NAME` or `account_masks.SERVICE.ACCOUNT`.
+    pub table: String,
+    /// What is wrong in it.
+    #[source]
+    pub source: GlobError,
+}
+
+fn glob_set(globs: &[String], key: &'static str) -> Result<GlobSet, GlobError> {
     let mut builder = GlobSetBuilder::new();
     for glob in globs {
-        builder.add(
-            Glob::new(glob).map_err(|e| format!("{what}: {glob:?} is not a valid glob: {e}"))?,
-        );
+        builder.add(Glob::new(glob).map_err(|e| GlobError {
+            key,
+            problem: format!("{glob:?} is not a valid glob: {e}"),
+        })?);
     }
-    builder.build().map_err(|e| format!("{what}: {e}"))
+    builder.build().map_err(|e| GlobError {
+        key,
+        problem: e.to_string(),
+    })
 }
 
 impl ToolRule {
@@ -89,7 +114,7 @@ impl ToolRule {
         deny_tools: &[String],
         read_only: bool,
         no_destructive: bool,
-    ) -> Result<ToolRule, String> {
+    ) -> Result<ToolRule, GlobError> {
         Ok(ToolRule {
             tools: tools.map(|g| glob_set(g, "tools")).transpose()?,
             deny: (!deny_tools.is_empty())
@@ -133,7 +158,8 @@ impl Mask {
         Mask::default()
     }
 
-    pub fn compile(file: &MaskFile) -> Result<Mask, String> {
+    /// Compile one client's mask.
+    pub fn compile(file: &MaskFile) -> Result<Mask, GlobError> {
         Ok(Mask {
             modules: file
                 .modules
@@ -151,10 +177,12 @@ impl Mask {
         })
     }
 
+    /// Whether the module may be seen at all.
     pub fn shows_module(&self, module: &str) -> bool {
         self.modules.as_ref().is_none_or(|m| m.is_match(module))
     }
 
+    /// Whether `module.tool` may be seen (and so called).
     pub fn shows_tool(&self, module: &str, tool: &ToolSpec) -> bool {
         self.shows_module(module) && self.tools.refusal(module, tool).is_none()
     }
@@ -199,26 +227,34 @@ pub struct Masks {
     by_client: BTreeMap<String, Arc<Mask>>,
     /// For clients without a mask of their own.
     open: Arc<Mask>,
+    configured: Vec<String>,
+    masked_accounts: Vec<(String, String)>,
 }
 
 /// `[account_masks.SERVICE.ACCOUNT]`, by service then account.
 pub type AccountMaskFiles = BTreeMap<String, BTreeMap<String, AccountMaskFile>>;
 
 impl Masks {
+    /// Compile every client's mask and every account mask, once.
     pub fn compile(
         files: &BTreeMap<String, MaskFile>,
         account_files: &AccountMaskFiles,
-    ) -> Result<Masks, String> {
+    ) -> Result<Masks, MaskError> {
         let mut by_client: BTreeMap<String, Mask> = files
             .iter()
             .map(|(client, file)| {
                 Mask::compile(file)
                     .map(|mask| (client.clone(), mask))
-                    .map_err(|e| format!("[masks.{client}] {e}"))
+                    .map_err(|source| MaskError {
+                        table: format!("masks.{client}"),
+                        source,
+                    })
             })
             .collect::<Result<_, _>>()?;
+        let configured = files.keys().cloned().collect();
         let mut open = Mask::open();
         let mut rules = Vec::new();
+        let mut masked_accounts = Vec::new();
         for (service, accounts) in account_files {
             for (account, file) in accounts {
                 let rule = ToolRule::compile(
@@ -227,7 +263,11 @@ impl Masks {
                     file.read_only,
                     file.no_destructive,
                 )
-                .map_err(|e| format!("[account_masks.{service}.{account}] {e}"))?;
+                .map_err(|source| MaskError {
+                    table: format!("account_masks.{service}.{account}"),
+                    source,
+                })?;
+                masked_accounts.push((service.clone(), account.clone()));
                 rules.push((
                     (service.clone(), account.clone()),
                     file.clients.clone(),
@@ -267,7 +307,19 @@ impl Masks {
                 .map(|(c, m)| (c, Arc::new(m)))
                 .collect(),
             open: Arc::new(open),
+            configured,
+            masked_accounts,
         })
+    }
+
+    /// The clients with a mask of their own in `mcpist.toml`.
+    pub fn configured_clients(&self) -> &[String] {
+        &self.configured
+    }
+
+    /// The (service, account) pairs with an account mask.
+    pub fn masked_accounts(&self) -> &[(String, String)] {
+        &self.masked_accounts
     }
 
     /// The mask of `client`; everything for a client without one, save what
@@ -283,7 +335,7 @@ impl Masks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::manifest::ToolFlags;
+    use crate::manifest::ToolFlags;
 
     fn tool(name: &str, read_only: bool, destructive: bool) -> ToolSpec {
         ToolSpec {
@@ -330,7 +382,8 @@ mod tests {
             modules: Some(vec!["[".into()]),
             ..MaskFile::default()
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             err.starts_with("modules: \"[\" is not a valid glob"),
             "{err}"
@@ -401,7 +454,9 @@ mod tests {
             "github".into(),
             BTreeMap::from([("work".into(), rule(None, false, &["["]))]),
         )]);
-        let err = Masks::compile(&BTreeMap::new(), &bad).unwrap_err();
+        let err = Masks::compile(&BTreeMap::new(), &bad)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("[account_masks.github.work] deny_tools:"),
             "{err}"

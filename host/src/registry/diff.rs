@@ -11,22 +11,31 @@ use similar::{ChangeTag, TextDiff};
 
 use super::guards::{Finding, Severity, reveal};
 use super::lock::LockEntry;
-use super::manifest::{ModuleManifest, ToolSpec};
+use crate::manifest::{ModuleManifest, ToolSpec};
 
 /// The changes from a pin (none for a new module) to a module file.
 #[derive(Debug, Clone)]
 pub struct ModuleDiff {
+    /// The module's name.
     pub name: String,
     /// The module's own description.
     pub description: String,
     pub file: String,
+    /// (pinned, now).
     pub sha256: (Option<String>, String),
+    /// (pinned, now).
     pub version: (Option<String>, String),
+    /// Hosts declared now and not approved.
     pub hosts_added: Vec<String>,
+    /// Hosts approved and no longer declared.
     pub hosts_removed: Vec<String>,
+    /// Credential bindings declared now and not approved, described.
     pub credentials_added: Vec<String>,
+    /// Credential bindings approved and no longer declared, described.
     pub credentials_removed: Vec<String>,
+    /// Tools declared now and not approved.
     pub tools_added: Vec<ToolSpec>,
+    /// Tools approved and no longer declared.
     pub tools_removed: Vec<String>,
     /// (old name, new name): same description, schemas and flags.
     pub tools_renamed: Vec<(String, String)>,
@@ -34,10 +43,13 @@ pub struct ModuleDiff {
     pub tools_changed: Vec<(ToolSpec, ToolSpec)>,
     /// Changed tools the lock pins by digest only (an older lock).
     pub tools_changed_unrecorded: Vec<String>,
+    /// What the guards find in the new declaration.
     pub findings: Vec<Finding>,
 }
 
 impl ModuleDiff {
+    /// What approving `file` (with `sha256`, declaring `manifest`) would
+    /// change from `pin`.
     pub fn new(
         pin: Option<&LockEntry>,
         file: &str,
@@ -59,7 +71,7 @@ impl ModuleDiff {
         let minus = |a: &[String], b: &[String]| -> Vec<String> {
             a.iter().filter(|x| !b.contains(x)).cloned().collect()
         };
-        let describe = |c: &super::manifest::CredentialBinding| {
+        let describe = |c: &crate::manifest::CredentialBinding| {
             format!("{} on {} ({})", c.service, c.hosts.join(", "), c.inject)
         };
         let old_credentials: Vec<String> = old.credentials.iter().map(describe).collect();
@@ -319,7 +331,7 @@ fn indent(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::manifest::ToolFlags;
+    use crate::manifest::ToolFlags;
     use serde_json::json;
 
     fn tool(name: &str, description: &str) -> ToolSpec {

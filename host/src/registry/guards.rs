@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use super::manifest::ModuleManifest;
+use crate::manifest::ModuleManifest;
 
 /// Parameter names that ask for the model's context, compared after
 /// lowercasing and dropping everything but letters and digits, and matched
@@ -85,6 +85,7 @@ const SENSITIVE_READS: &[&str] = &[
     "credentials",
 ];
 
+/// How much a finding stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
     /// Never approved, never loaded.
@@ -96,9 +97,11 @@ pub enum Severity {
 /// One thing a guard found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// Whether it refuses or flags.
     pub severity: Severity,
     /// Where: `tool `x` description`, `tool `x` input schema at /properties/y`.
     pub place: String,
+    /// What was found there.
     pub what: String,
 }
 
@@ -324,7 +327,7 @@ fn squash(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::manifest::{ToolFlags, ToolSpec};
+    use crate::manifest::{ToolFlags, ToolSpec};
     use serde_json::json;
 
     fn module(name: &str, tools: Vec<ToolSpec>) -> ModuleManifest {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::manifest::{CredentialBinding, ModuleManifest, ToolFlags, ToolSpec, canonical_json};
+use crate::manifest::{CredentialBinding, ModuleManifest, ToolFlags, ToolSpec, canonical_json};
 use crate::atomic_file::write_atomic;
 
 const FORMAT_VERSION: u32 = 1;
@@ -19,7 +19,9 @@ const HEADER: &str = "\
 # Written by `mcpist plugins approve`; review changes like a dependency lock.
 ";
 
+/// Why the lock could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the variants and fields are named by their messages
 pub enum LockError {
     #[error("cannot read {path}: {source}")]
     Read {
@@ -45,14 +47,18 @@ pub enum LockError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockEntry {
+    /// The module's declared name.
     pub name: String,
+    /// Its declared version.
     pub version: String,
     /// File name inside the plugins folder.
     pub file: String,
+    /// The sha256 of the approved file.
     pub sha256: String,
     /// Approved outbound origins.
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// Approved credential bindings.
     #[serde(default)]
     pub credentials: Vec<CredentialBinding>,
     /// Tool name → digest of its name, description, schemas and flags.
@@ -76,8 +82,11 @@ pub struct LockEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovedTool {
+    /// The description the model was shown.
     pub description: String,
+    /// The input schema, as canonical JSON.
     pub input_schema: String,
+    /// The output schema, as canonical JSON, if declared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_schema: Option<String>,
     /// As [`ToolFlags::names`] gives them.
@@ -86,6 +95,7 @@ pub struct ApprovedTool {
 }
 
 impl ApprovedTool {
+    /// The record of `tool` as approved now.
     pub fn of(tool: &ToolSpec) -> ApprovedTool {
         ApprovedTool {
             description: tool.description.clone(),
@@ -146,6 +156,7 @@ impl HostRule {
 }
 
 impl LockEntry {
+    /// The pin of `file` (with `sha256`) declaring `manifest`.
     pub fn new(file: &str, sha256: &str, manifest: &ModuleManifest) -> Self {
         LockEntry {
             name: manifest.name.clone(),
@@ -215,6 +226,7 @@ struct LockFileRepr {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
+/// `registry.lock`: every approved module, and the active version of each.
 pub struct Lock {
     entries: Vec<LockEntry>,
     active: BTreeMap<String, String>,
@@ -249,14 +261,17 @@ impl Lock {
         })
     }
 
+    /// Every pin.
     pub fn entries(&self) -> &[LockEntry] {
         &self.entries
     }
 
+    /// Every pin, to change.
     pub fn entries_mut(&mut self) -> &mut [LockEntry] {
         &mut self.entries
     }
 
+    /// The pin of `file`.
     pub fn by_file(&self, file: &str) -> Option<&LockEntry> {
         self.entries.iter().find(|e| e.file == file)
     }
@@ -297,6 +312,7 @@ impl Lock {
             .or_else(|| self.entries.iter().find(|e| e.name == name))
     }
 
+    /// The lock as written to disk.
     pub fn to_toml(&self) -> String {
         let repr = LockFileRepr {
             version: FORMAT_VERSION,
@@ -319,7 +335,7 @@ impl Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::manifest::{Injection, ToolFlags, ToolSpec};
+    use crate::manifest::{Injection, ToolFlags, ToolSpec};
 
     fn manifest() -> ModuleManifest {
         ModuleManifest {

@@ -11,9 +11,7 @@
 
 pub mod diff;
 pub mod guards;
-pub mod host_pattern;
 pub mod lock;
-pub mod manifest;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,11 +20,12 @@ use sha2::{Digest, Sha256};
 
 use crate::runtime::{PreparedModule, Runtime};
 pub use guards::{Finding, Guards, Severity};
-pub use host_pattern::HostPattern;
 pub use lock::{HostRule, Lock, LockEntry, LockError};
-pub use manifest::ModuleManifest;
+use crate::manifest::ModuleManifest;
 
+/// Why the plugins folder or the lock could not be read, or a change made.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the variants and fields are named by their messages
 pub enum RegistryError {
     #[error("cannot read the plugins folder {path}: {source}")]
     ReadDir {
@@ -66,19 +65,29 @@ pub enum ModuleState {
     /// Not in the lock: waits for `mcpist plugins approve`.
     Pending,
     /// In the lock, but the file's hash differs from the pin.
-    Changed { pinned_sha256: String },
+    Changed {
+        /// The sha256 the lock pins.
+        pinned_sha256: String,
+    },
     /// Pinned, but a guard flags what it shows the LLM and the owner has not
     /// accepted that finding (the guards' settings changed since approval).
     Flagged,
     /// Pinned, but another pinned version of the same module is the active
     /// one (`mcpist plugins use`); kept for a rollback.
-    Standby { active: String },
+    Standby {
+        /// The file of the version served.
+        active: String,
+    },
     /// Cannot be used at all (not a component, wrong world, bad declaration,
     /// or a declaration that differs from the approved one).
-    Invalid { reason: String },
+    Invalid {
+        /// Why, for the owner.
+        reason: String,
+    },
 }
 
 impl ModuleState {
+    /// The state's name, as `plugins list` shows it.
     pub fn label(&self) -> &'static str {
         match self {
             ModuleState::Pinned => "pinned",
@@ -96,8 +105,11 @@ impl ModuleState {
 pub struct ModuleFile {
     /// File name inside the plugins folder.
     pub file: String,
+    /// Its path.
     pub path: PathBuf,
+    /// The sha256 of its bytes.
     pub sha256: String,
+    /// Where it stands against the lock.
     pub state: ModuleState,
     /// What the module declares, when it could be read.
     pub manifest: Option<ModuleManifest>,
@@ -122,12 +134,14 @@ impl ModuleFile {
 /// The result of checking the plugins folder against the lock.
 #[derive(Debug, Clone, Default)]
 pub struct Scan {
+    /// Every `.wasm` file, by file name.
     pub modules: Vec<ModuleFile>,
     /// Pins whose file is missing from the plugins folder.
     pub missing: Vec<LockEntry>,
 }
 
 impl Scan {
+    /// The files that may be served.
     pub fn pinned(&self) -> impl Iterator<Item = &ModuleFile> {
         self.modules
             .iter()
@@ -145,54 +159,19 @@ impl Scan {
     }
 }
 
+/// The sha256 of `bytes`, in lowercase hex, as the lock pins it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Compiled modules by sha256, so that a rescan (hot reload) compiles only
-/// files it has not seen. Their `describe` still runs at every scan.
-#[derive(Default)]
-pub struct CompileCache {
-    compiled: std::sync::Mutex<std::collections::HashMap<String, PreparedModule>>,
-}
-
-impl CompileCache {
-    fn get(&self, sha256: &str) -> Option<PreparedModule> {
-        self.lock().get(sha256).cloned()
-    }
-
-    fn insert(&self, sha256: &str, prepared: &PreparedModule) {
-        self.lock().insert(sha256.to_owned(), prepared.clone());
-    }
-
-    /// Forget modules no longer in the folder.
-    fn retain(&self, present: &[&str]) {
-        self.lock()
-            .retain(|sha256, _| present.contains(&sha256.as_str()));
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, PreparedModule>> {
-        self.compiled.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 /// Hash, compile and describe every module in `dir`, and compare with `lock`.
+/// Compiled modules come from the runtime's cache when it has them; the
+/// cache forgets those no longer in the folder.
 pub async fn scan(
     runtime: &Runtime,
     dir: &Path,
     lock: &Lock,
     guards: &Guards,
-) -> Result<Scan, RegistryError> {
-    scan_cached(runtime, dir, lock, guards, &CompileCache::default()).await
-}
-
-/// [`scan`], reusing (and refreshing) the compiled modules in `cache`.
-pub async fn scan_cached(
-    runtime: &Runtime,
-    dir: &Path,
-    lock: &Lock,
-    guards: &Guards,
-    cache: &CompileCache,
 ) -> Result<Scan, RegistryError> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
@@ -213,9 +192,9 @@ pub async fn scan_cached(
 
     let mut modules = Vec::with_capacity(files.len());
     for path in files {
-        modules.push(examine(runtime, &path, lock, cache).await);
+        modules.push(examine(runtime, &path, lock).await);
     }
-    cache.retain(
+    runtime.retain_prepared(
         &modules
             .iter()
             .map(|m| m.sha256.as_str())
@@ -233,7 +212,7 @@ pub async fn scan_cached(
     Ok(Scan { modules, missing })
 }
 
-async fn examine(runtime: &Runtime, path: &Path, lock: &Lock, cache: &CompileCache) -> ModuleFile {
+async fn examine(runtime: &Runtime, path: &Path, lock: &Lock) -> ModuleFile {
     let file = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -269,13 +248,7 @@ async fn examine(runtime: &Runtime, path: &Path, lock: &Lock, cache: &CompileCac
 
     // Compile and describe in the sandbox, so that list and approve can show
     // what the module declares. Only pinned modules keep their compiled form.
-    let prepared = match cache.get(&module.sha256) {
-        Some(prepared) => Ok(prepared),
-        None => runtime
-            .prepare_hashed(&bytes, &module.sha256)
-            .inspect(|prepared| cache.insert(&module.sha256, prepared)),
-    };
-    let described = match prepared {
+    let described = match runtime.prepare(&bytes, &module.sha256) {
         Ok(prepared) => runtime
             .describe(&prepared, &file)
             .await

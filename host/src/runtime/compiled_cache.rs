@@ -1,7 +1,10 @@
-//! Compiled modules kept on disk, so that a start does not compile every
-//! module with Cranelift again: the main cost of a cold start.
+//! Compiled modules, the runtime's one cache of them: in memory by sha256
+//! for this process (a hot reload rescans the folder, and compiles and links
+//! only the files it has not seen), and on disk across starts when
+//! configured, so that a start does not compile every module with Cranelift
+//! again: the main cost of a cold start.
 //!
-//! An entry is keyed by the module's sha256, the engine's compatibility hash
+//! An entry on disk is keyed by the module's sha256, the engine's compatibility hash
 //! (its configuration and compiler settings) and this program's version; its
 //! own sha256 is recorded beside it when it is written. An entry is used only
 //! if it is there whole with that sha256 and wasmtime accepts it for this
@@ -11,22 +14,54 @@
 //! user (0700), the same trust as the program's own files. Someone who can
 //! write there can already replace the program.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// Where compiled modules are kept.
+use super::PreparedModule;
+
+/// Compiled and linked modules by sha256, with the folder that keeps their
+/// compiled code across starts, if any.
+#[derive(Default)]
+pub(crate) struct CompiledModules {
+    in_memory: Mutex<HashMap<String, PreparedModule>>,
+    pub on_disk: Option<DiskCache>,
+}
+
+impl CompiledModules {
+    pub fn get(&self, sha256: &str) -> Option<PreparedModule> {
+        self.map().get(sha256).cloned()
+    }
+
+    pub fn insert(&self, sha256: &str, prepared: &PreparedModule) {
+        self.map().insert(sha256.to_owned(), prepared.clone());
+    }
+
+    /// Forget, in memory, the modules whose sha256 is not in `present`.
+    pub fn retain(&self, present: &[&str]) {
+        self.map()
+            .retain(|sha256, _| present.contains(&sha256.as_str()));
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, PreparedModule>> {
+        self.in_memory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Where compiled code is kept across starts.
 #[derive(Debug, Clone)]
-pub struct CompiledCache {
+pub(crate) struct DiskCache {
     dir: PathBuf,
 }
 
-impl CompiledCache {
-    pub fn new(dir: &Path) -> CompiledCache {
-        CompiledCache {
+impl DiskCache {
+    pub fn new(dir: &Path) -> DiskCache {
+        DiskCache {
             dir: dir.to_owned(),
         }
     }

@@ -1,6 +1,6 @@
 //! The guest's stdout and stderr: kept in a bounded buffer during the call
 //! and then written to the host's log, never to the host's own stdout (which
-//! carries MCP messages in stdio mode).
+//! carries MCP messages in stdio mode), redacted on the way.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+use super::services::{GuestServices, LogLevel};
 
 /// Bytes kept per stream per call; the rest is counted and dropped. The guest
 /// is never told, so a chatty module does not fail because of its logging.
@@ -25,12 +27,14 @@ pub(crate) struct GuestOutput {
 }
 
 impl GuestOutput {
-    /// Write what the guest printed to the log, one event per line.
-    pub fn flush_to_log(&self, module: &str, stream: &'static str) {
+    /// Hand what the guest printed to `services`' log, one line at a time,
+    /// redacted like its log calls.
+    pub fn flush_to_log(&self, services: &dyn GuestServices, module: &str, stream: &'static str) {
         let captured = std::mem::take(&mut *self.captured.lock().expect("poisoned"));
         let text = String::from_utf8_lossy(&captured.bytes);
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            tracing::info!(target: "mcpist::guest", module, stream, "{line}");
+            let line = services.redact(line);
+            services.log(module, LogLevel::Info, &format!("{stream}: {line}"));
         }
         if captured.dropped > 0 {
             tracing::warn!(target: "mcpist::guest", module, stream, dropped = captured.dropped,

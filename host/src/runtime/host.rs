@@ -1,12 +1,14 @@
-//! The per-call store data and the host side of the module's imports.
+//! The per-call store data and the host side of the module's imports: the
+//! WASI context that grants nothing, and the `log` and `http` imports, which
+//! go to the call's [`GuestServices`] after the sandbox's own bounds.
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::guest_output::GuestOutput;
 use super::limits::{Limits, MemoryLimiter};
+use super::services::{GuestServices, HttpError, LogLevel, OutboundRequest};
 use super::{bindings, wit_http, wit_log};
-use crate::egress::{CallEgress, EgressError, OutboundRequest};
 
 /// Bytes of log messages a module may write per call; beyond that its log
 /// calls are dropped (and the drop is logged once).
@@ -22,8 +24,8 @@ pub(crate) struct CallState {
     log_budget: usize,
     /// Epoch ticks during which the guest was running; see `Runtime::run`.
     pub cpu_ticks: u64,
-    /// The call's outbound HTTP; `None` while a module describes itself.
-    pub egress: Option<CallEgress>,
+    /// What the guest may ask of the host in this call.
+    pub services: Box<dyn GuestServices>,
 }
 
 impl CallState {
@@ -32,7 +34,7 @@ impl CallState {
         limits: &Limits,
         stdout: GuestOutput,
         stderr: GuestOutput,
-        egress: Option<CallEgress>,
+        services: Box<dyn GuestServices>,
     ) -> Self {
         // Nothing is granted: no preopened directories, no environment, no
         // arguments, no stdin, no sockets, no name lookups. Clocks and
@@ -54,7 +56,7 @@ impl CallState {
             module: module.to_owned(),
             log_budget: LOG_BUDGET,
             cpu_ticks: 0,
-            egress,
+            services,
         }
     }
 }
@@ -76,11 +78,9 @@ impl wit_log::Host for CallState {
             return;
         }
         // A module never holds a secret, but a response it read might have
-        // echoed one before redaction existed for it: hide it here too.
-        let mut message = match &self.egress {
-            Some(egress) => egress.redact(&message),
-            None => message,
-        };
+        // echoed one in a form redaction did not know: hide it here too.
+        // Redact before cutting, so that a cut never leaves part of a secret.
+        let mut message = self.services.redact(&message);
         if message.len() > LOG_MESSAGE_MAX {
             let mut cut = LOG_MESSAGE_MAX;
             while !message.is_char_boundary(cut) {
@@ -90,16 +90,16 @@ impl wit_log::Host for CallState {
             message.push_str(" [truncated]");
         }
         self.log_budget = self.log_budget.saturating_sub(message.len());
-        let module = self.module.as_str();
-        match level {
-            wit_log::Level::Trace => tracing::trace!(target: "mcpist::guest", module, "{message}"),
-            wit_log::Level::Debug => tracing::debug!(target: "mcpist::guest", module, "{message}"),
-            wit_log::Level::Info => tracing::info!(target: "mcpist::guest", module, "{message}"),
-            wit_log::Level::Warn => tracing::warn!(target: "mcpist::guest", module, "{message}"),
-            wit_log::Level::Error => tracing::error!(target: "mcpist::guest", module, "{message}"),
-        }
+        let level = match level {
+            wit_log::Level::Trace => LogLevel::Trace,
+            wit_log::Level::Debug => LogLevel::Debug,
+            wit_log::Level::Info => LogLevel::Info,
+            wit_log::Level::Warn => LogLevel::Warn,
+            wit_log::Level::Error => LogLevel::Error,
+        };
+        self.services.log(&self.module, level, &message);
         if self.log_budget == 0 {
-            tracing::warn!(target: "mcpist::guest", module,
+            tracing::warn!(target: "mcpist::guest", module = %self.module,
                 "module logged more than {LOG_BUDGET} bytes in one call; further messages dropped");
         }
     }
@@ -110,28 +110,23 @@ impl wit_http::Host for CallState {
         &mut self,
         request: wit_http::Request,
     ) -> Result<wit_http::Response, wit_http::Error> {
-        let Some(egress) = self.egress.as_mut() else {
-            return Err(wit_http::Error::Denied(
-                "outbound HTTP is not available while a module describes itself".to_owned(),
-            ));
-        };
         let request = OutboundRequest {
             method: request.method,
             url: request.url,
             headers: request.headers,
             body: request.body,
         };
-        match egress.send(request).await {
+        match self.services.send_http(request).await {
             Ok(response) => Ok(wit_http::Response {
                 status: response.status,
                 headers: response.headers,
                 body: response.body,
             }),
-            Err(EgressError::Denied(message)) => {
+            Err(HttpError::Denied(message)) => {
                 tracing::warn!(module = %self.module, "refused outbound HTTP request: {message}");
                 Err(wit_http::Error::Denied(message))
             }
-            Err(EgressError::Failed(message)) => {
+            Err(HttpError::Failed(message)) => {
                 tracing::info!(module = %self.module, "outbound HTTP request failed: {message}");
                 Err(wit_http::Error::Failed(message))
             }

@@ -5,27 +5,40 @@
 //! computed for one call (or one account) is visible to the next. Compilation
 //! and import resolution are done once, at load, into an `InstancePre`, so a
 //! call only pays for instantiation.
+//!
+//! What a guest may ask of the host (HTTP, logging) goes through the
+//! [`GuestServices`] trait, given per call by the caller; the runtime knows
+//! nothing of the policy behind it. A call ends when the guest answers, a
+//! limit is hit, or the caller's cancellation token fires: then the guest's
+//! future is dropped at once (a busy guest yields at every epoch tick, a
+//! waiting one is waiting in the host), which drops any request in flight
+//! and hands the instance's pool slot back.
 
 mod compiled_cache;
 mod guest_output;
 mod host;
 mod limits;
+pub mod services;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, PoolingAllocationConfig, Store};
 
-use crate::egress::CallEgress;
-use crate::registry::manifest::{
+use crate::manifest::{
     CredentialBinding, Injection, ManifestError, ModuleManifest, ToolFlags, ToolSpec, parse_schema,
 };
 pub use limits::Limits;
+pub use services::{
+    GuestServices, HttpError, InboundResponse, LogLevel, NoServices, OutboundRequest,
+};
 
-pub use compiled_cache::CompiledCache;
+use compiled_cache::{CompiledModules, DiskCache};
 use guest_output::GuestOutput;
 use host::CallState;
 
@@ -47,12 +60,16 @@ pub(crate) use bindings::mcpist::plugin::{http as wit_http, log as wit_log};
 /// granularity, and a busy guest yields to other tasks this often.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Why the engine could not be set up, or a module not prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// wasmtime refused the engine's configuration.
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
+    /// The bytes are not a component wasmtime can compile.
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
+    /// The component's imports or exports do not fit the plugin world.
     #[error(
         "the component does not fit the mcpist:plugin@0.1.0 world (it must export `module` and import only `log`, `http` and WASI 0.2): {0}"
     )]
@@ -62,15 +79,24 @@ pub enum RuntimeError {
 /// Why a call failed on the host's side (as opposed to the module reporting
 /// an error, see [`ModuleError`]).
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[allow(missing_docs)] // the fields are named by the messages
 pub enum CallError {
+    /// The guest ran WebAssembly for longer than its CPU budget.
     #[error("module `{module}` ran out of CPU time (limit {limit:?}); the call was stopped")]
     CpuLimit { module: String, limit: Duration },
+    /// The guest tried to grow its memory past the limit.
     #[error(
         "module `{module}` tried to use more than its memory limit of {limit_mib} MiB; the call was stopped"
     )]
     MemoryLimit { module: String, limit_mib: u64 },
+    /// The call, waiting included, took longer than the wall-clock limit.
     #[error("module `{module}` did not finish within {limit:?}; the call was stopped")]
     WallTimeout { module: String, limit: Duration },
+    /// The caller cancelled the call (the client sent
+    /// `notifications/cancelled`, or went away).
+    #[error("the call to module `{module}` was cancelled by the client; it was stopped")]
+    Cancelled { module: String },
+    /// The result is larger than the output limit.
     #[error(
         "module `{module}` returned {size} bytes, more than the output limit of {limit} bytes; the result was discarded"
     )]
@@ -79,12 +105,16 @@ pub enum CallError {
         size: usize,
         limit: usize,
     },
+    /// The guest trapped (a panic, an abort, a fault).
     #[error("module `{module}` crashed: {detail}")]
     Trap { module: String, detail: String },
+    /// No instance could be made.
     #[error("module `{module}` could not be started: {detail}")]
     Instantiate { module: String, detail: String },
+    /// The structured result is not JSON.
     #[error("module `{module}` returned a structured result that is not JSON: {detail}")]
     InvalidOutput { module: String, detail: String },
+    /// The module's `describe` broke the declaration rules.
     #[error("module `{module}` described itself wrongly: {source}")]
     Manifest {
         module: String,
@@ -96,15 +126,22 @@ pub enum CallError {
 /// An error the module itself returned for a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleError {
+    /// What kind of failure the module reported.
     pub kind: ModuleErrorKind,
+    /// The module's own words.
     pub message: String,
 }
 
+/// The kinds of `tool-error` in `wit/plugin.wit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModuleErrorKind {
+    /// The module does not know the tool.
     UnknownTool,
+    /// The module refused the arguments.
     InvalidArguments,
+    /// The service the module called answered with an error.
     Upstream,
+    /// Anything else.
     Failed,
 }
 
@@ -123,21 +160,37 @@ impl std::fmt::Display for ModuleError {
 /// A piece of a tool's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContentItem {
+    /// Plain text.
     Text(String),
     /// JSON text (shown to clients as text).
     Json(String),
 }
 
+/// A tool's result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolOutput {
+    /// What the client shows.
     pub content: Vec<ContentItem>,
+    /// The result as JSON, when the tool returns one.
     pub structured: Option<Value>,
 }
 
 /// What the host tells a module about a call.
 #[derive(Debug, Clone, Default)]
 pub struct CallContext {
+    /// The account the call acts for, by name (never its secret).
     pub account: Option<String>,
+}
+
+/// One tool call, as the runtime hands it to the guest.
+#[derive(Debug, Clone, Copy)]
+pub struct GuestCall<'a> {
+    /// The tool's name.
+    pub tool: &'a str,
+    /// Arguments already validated against the tool's input schema.
+    pub arguments: &'a Value,
+    /// What the module is told about the call.
+    pub context: &'a CallContext,
 }
 
 /// A compiled module, ready to be instantiated for each call.
@@ -152,22 +205,26 @@ impl std::fmt::Debug for PreparedModule {
     }
 }
 
+/// The engine, its linker, the compiled modules and the instance pool.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
     limits: Limits,
-    compiled: Option<CompiledCache>,
+    compiled: CompiledModules,
     /// One permit per slot of the instance pool, so that a burst of calls
     /// waits for a slot instead of failing to instantiate.
     slots: Arc<Semaphore>,
     /// Tools answered by host code instead of their module: only the
     /// benchmarks install one, to measure what the sandbox costs.
+    #[cfg(feature = "bench")]
     native_twins: Vec<NativeTwin>,
 }
 
 /// A host implementation of one module tool; see [`Runtime::with_native_twin`].
+#[cfg(feature = "bench")]
 pub type NativeTool = Arc<dyn Fn(&Value) -> Result<ToolOutput, ModuleError> + Send + Sync>;
 
+#[cfg(feature = "bench")]
 struct NativeTwin {
     module: String,
     tool: String,
@@ -185,6 +242,7 @@ const MEMORIES_PER_CALL: u32 = 2;
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
 impl Runtime {
+    /// An engine whose every call is held to `limits`.
     pub fn new(limits: Limits) -> Result<Runtime, RuntimeError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -223,8 +281,9 @@ impl Runtime {
             engine,
             linker,
             limits,
-            compiled: None,
+            compiled: CompiledModules::default(),
             slots: Arc::new(Semaphore::new(slots as usize)),
+            #[cfg(feature = "bench")]
             native_twins: Vec::new(),
         })
     }
@@ -232,7 +291,9 @@ impl Runtime {
     /// Answer `module`'s `tool` with `run`, in the host, instead of in a
     /// sandbox. Everything around the call (protocol, masks, argument and
     /// output validation, audit) stays as it is, so a benchmark comparing
-    /// the two measures the sandbox alone. Never used to serve.
+    /// the two measures the sandbox alone. Never used to serve: only built
+    /// with the `bench` feature.
+    #[cfg(feature = "bench")]
     pub fn with_native_twin(mut self, module: &str, tool: &str, run: NativeTool) -> Runtime {
         self.native_twins.push(NativeTwin {
             module: module.to_owned(),
@@ -244,42 +305,50 @@ impl Runtime {
 
     /// Set up and tear down one call's sandbox (store, limits, instance)
     /// without calling into it: the fixed cost of a fresh instance per call.
-    /// For benchmarks.
+    /// Only built with the `bench` feature.
+    #[cfg(feature = "bench")]
     pub async fn instantiate_and_drop(&self, module: &PreparedModule) -> Result<(), CallError> {
-        self.run(module, "benchmark", None, |_, _| Box::pin(async { Ok(()) }))
-            .await
+        let never = CancellationToken::new();
+        self.run(module, "benchmark", Box::new(NoServices), &never, |_, _| {
+            Box::pin(async { Ok(()) })
+        })
+        .await
     }
 
-    /// Keep compiled modules in `cache` across starts.
-    pub fn with_compiled_cache(mut self, cache: CompiledCache) -> Runtime {
-        self.compiled = Some(cache);
+    /// Keep compiled modules in `dir` across starts.
+    pub fn with_compiled_cache(mut self, dir: &Path) -> Runtime {
+        self.compiled.on_disk = Some(DiskCache::new(dir));
         self
     }
 
-    /// Compile a component and resolve its imports. Done once per module.
-    pub fn prepare(&self, bytes: &[u8]) -> Result<PreparedModule, RuntimeError> {
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
-        self.link(&component)
+    /// Compile a component and resolve its imports, once per `sha256` (the
+    /// hash of `bytes`): from memory if this runtime prepared it before,
+    /// else from the disk cache if there is one, else with Cranelift.
+    pub fn prepare(&self, bytes: &[u8], sha256: &str) -> Result<PreparedModule, RuntimeError> {
+        if let Some(prepared) = self.compiled.get(sha256) {
+            return Ok(prepared);
+        }
+        let on_disk = self.compiled.on_disk.as_ref();
+        let component = match on_disk.and_then(|cache| cache.load(&self.engine, sha256)) {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.engine, bytes)
+                    .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+                if let Some(cache) = on_disk {
+                    cache.store(&self.engine, sha256, &component);
+                }
+                component
+            }
+        };
+        let prepared = self.link(&component)?;
+        self.compiled.insert(sha256, &prepared);
+        Ok(prepared)
     }
 
-    /// [`Runtime::prepare`], through the compiled-module cache if there is
-    /// one; `sha256` is the hash of `bytes`.
-    pub fn prepare_hashed(
-        &self,
-        bytes: &[u8],
-        sha256: &str,
-    ) -> Result<PreparedModule, RuntimeError> {
-        let Some(cache) = &self.compiled else {
-            return self.prepare(bytes);
-        };
-        if let Some(component) = cache.load(&self.engine, sha256) {
-            return self.link(&component);
-        }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
-        cache.store(&self.engine, sha256, &component);
-        self.link(&component)
+    /// Forget the prepared modules whose sha256 is not in `present` (files
+    /// gone from the plugins folder); the disk cache keeps them.
+    pub fn retain_prepared(&self, present: &[&str]) {
+        self.compiled.retain(present);
     }
 
     fn link(&self, component: &Component) -> Result<PreparedModule, RuntimeError> {
@@ -299,8 +368,9 @@ impl Runtime {
         module: &PreparedModule,
         label: &str,
     ) -> Result<ModuleManifest, CallError> {
+        let never = CancellationToken::new();
         let info = self
-            .run(module, label, None, |plugin, store| {
+            .run(module, label, Box::new(NoServices), &never, |plugin, store| {
                 Box::pin(async move { plugin.mcpist_plugin_module().call_describe(store).await })
             })
             .await?;
@@ -315,32 +385,32 @@ impl Runtime {
         Ok(manifest)
     }
 
-    /// Call `tool` in a fresh instance of `module`. `arguments` must already
-    /// have been validated against the tool's input schema. `egress` carries
-    /// the module's HTTP policy and the call's accounts.
+    /// Call a tool in a fresh instance of `module` (named `name`), with
+    /// `services` answering what the guest asks of the host. The call stops
+    /// when `cancel` fires, with [`CallError::Cancelled`].
     pub async fn call(
         &self,
         module: &PreparedModule,
         name: &str,
-        tool: &str,
-        arguments: &Value,
-        context: &CallContext,
-        egress: CallEgress,
+        call: GuestCall<'_>,
+        services: Box<dyn GuestServices>,
+        cancel: &CancellationToken,
     ) -> Result<Result<ToolOutput, ModuleError>, CallError> {
+        #[cfg(feature = "bench")]
         if let Some(twin) = self
             .native_twins
             .iter()
-            .find(|t| t.module == name && t.tool == tool)
+            .find(|t| t.module == name && t.tool == call.tool)
         {
-            return Ok((twin.run)(arguments));
+            return Ok((twin.run)(call.arguments));
         }
-        let arguments = arguments.to_string();
+        let arguments = call.arguments.to_string();
         let wit_context = wit_types::CallContext {
-            account: context.account.clone(),
+            account: call.context.account.clone(),
         };
-        let tool_name = tool.to_owned();
+        let tool_name = call.tool.to_owned();
         let result = self
-            .run(module, name, Some(egress), move |plugin, store| {
+            .run(module, name, services, cancel, move |plugin, store| {
                 Box::pin(async move {
                     plugin
                         .mcpist_plugin_module()
@@ -355,12 +425,14 @@ impl Runtime {
         }
     }
 
-    /// Instantiate `module` in a fresh store with the call limits and run `f`.
+    /// Instantiate `module` in a fresh store with the call limits and run
+    /// `f`, until it ends, a limit is hit or `cancel` fires.
     async fn run<R, F>(
         &self,
         module: &PreparedModule,
         name: &str,
-        egress: Option<CallEgress>,
+        services: Box<dyn GuestServices>,
+        cancel: &CancellationToken,
         f: F,
     ) -> Result<R, CallError>
     where
@@ -372,12 +444,20 @@ impl Runtime {
                 Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
             > + Send,
     {
-        // The semaphore is never closed, so acquiring only waits.
-        let _slot = self.slots.acquire().await;
+        let cancelled = || CallError::Cancelled {
+            module: name.to_owned(),
+        };
+        // The semaphore is never closed, so acquiring only waits: for a slot,
+        // or for the caller to give up.
+        let _slot = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(cancelled()),
+            slot = self.slots.acquire() => slot,
+        };
         let limits = self.limits;
         let stdout = GuestOutput::default();
         let stderr = GuestOutput::default();
-        let state = CallState::new(name, &limits, stdout.clone(), stderr.clone(), egress);
+        let state = CallState::new(name, &limits, stdout.clone(), stderr.clone(), services);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         // The CPU budget is counted in epoch ticks during which the guest was
@@ -396,7 +476,7 @@ impl Runtime {
             Ok(wasmtime::UpdateDeadline::Yield(1))
         });
 
-        let outcome = tokio::time::timeout(limits.wall_time, async {
+        let guest = tokio::time::timeout(limits.wall_time, async {
             let plugin = module
                 .pre
                 .instantiate_async(&mut store)
@@ -408,17 +488,24 @@ impl Runtime {
             f(&plugin, &mut store)
                 .await
                 .map_err(|e| self.classify(name, &store, e))
-        })
-        .await;
-        stdout.flush_to_log(name, "stdout");
-        stderr.flush_to_log(name, "stderr");
-        match outcome {
-            Ok(result) => result,
-            Err(_elapsed) => Err(CallError::WallTimeout {
-                module: name.to_owned(),
-                limit: limits.wall_time,
+        });
+        // Cancellation drops the guest's future: a guest running WebAssembly
+        // is between two epoch ticks (it yields at each), one waiting is
+        // waiting on the host (an HTTP request in flight is dropped with it).
+        let outcome = tokio::select! {
+            biased;
+            () = cancel.cancelled() => Err(cancelled()),
+            finished = guest => finished.unwrap_or_else(|_elapsed| {
+                Err(CallError::WallTimeout {
+                    module: name.to_owned(),
+                    limit: limits.wall_time,
+                })
             }),
-        }
+        };
+        let services = store.data().services.as_ref();
+        stdout.flush_to_log(services, name, "stdout");
+        stderr.flush_to_log(services, name, "stderr");
+        outcome
     }
 
     /// Turn a wasmtime error from a call into what the owner needs to know.

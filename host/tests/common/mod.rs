@@ -1,17 +1,25 @@
 //! Shared setup for the host's integration tests: the bundled modules, the
-//! hostile test modules (built here on first use), and a private data folder.
+//! hostile test modules (built here on first use), a private data folder,
+//! and servers built on it by `Server::builder`, as `mcpist serve` builds
+//! them, called through the one call path.
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use mcpist::broker::{Broker, BrokerSettings, DEFAULT_VAULT, VaultBackend};
-use mcpist::catalog::Catalog;
-use mcpist::egress::{Egress, HttpSettings};
+use mcpist::calls::{InvokeError, ToolCall};
+use mcpist::config::{Config, Env};
+use mcpist::egress::HttpSettings;
 use mcpist::registry::{self, Guards, HostRule, Lock, Scan};
-use mcpist::runtime::{Limits, Runtime};
+use mcpist::runtime::{CallContext, Limits, Runtime, ToolOutput};
+use mcpist::server::Server;
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -69,10 +77,12 @@ pub fn test_limits() -> Limits {
     }
 }
 
-/// A private plugins folder and lock.
+/// A private data folder: plugins folder, lock, accounts, vault, audit log.
 pub struct Home {
     pub dir: tempfile::TempDir,
+    /// For scanning and approving, as the `mcpist plugins` commands do.
     pub runtime: Arc<Runtime>,
+    limits: Limits,
 }
 
 impl Home {
@@ -82,7 +92,24 @@ impl Home {
         Home {
             dir,
             runtime: Arc::new(Runtime::new(limits).unwrap()),
+            limits,
         }
+    }
+
+    /// The configuration of this home: every default in its folder, these
+    /// limits and HTTP settings, and `upstreams` (logical origin → local
+    /// server); no compiled-module cache on disk.
+    pub fn config(&self, http: HttpSettings, upstreams: BTreeMap<String, String>) -> Config {
+        let env = Env {
+            mcpist_home: Some(self.dir.path().to_owned()),
+            ..Env::default()
+        };
+        let mut config = Config::load(None, &env).unwrap();
+        config.limits = self.limits;
+        config.http = http;
+        config.upstreams = upstreams;
+        config.compiled_cache = None;
+        config
     }
 
     pub fn plugins(&self) -> PathBuf {
@@ -151,8 +178,8 @@ impl Home {
         Arc::new(Broker::new(&self.broker_settings(), None))
     }
 
-    /// Add and approve modules, and return the catalog serving them.
-    pub async fn serve(&self, modules: &[PathBuf]) -> Catalog {
+    /// Add and approve modules, and return a server serving them.
+    pub async fn serve(&self, modules: &[PathBuf]) -> Served {
         for module in modules {
             self.add(module);
         }
@@ -162,27 +189,74 @@ impl Home {
             registry::approve(&scan, &mut lock, module.name(), &self.plugins(), false).unwrap();
         }
         lock.save(&self.lock_path()).unwrap();
-        self.catalog(no_upstreams()).await
+        self.server(HttpSettings::default(), BTreeMap::new()).await
     }
 
-    /// The catalog of what is pinned now, sending HTTP through `egress`.
-    pub async fn catalog(&self, egress: Egress) -> Catalog {
-        self.catalog_with(egress, self.broker()).await
+    /// A server of what is pinned now, with these HTTP settings and upstream
+    /// overrides.
+    pub async fn server(&self, http: HttpSettings, upstreams: BTreeMap<String, String>) -> Served {
+        self.server_with_key(http, upstreams, None).await
     }
 
-    pub async fn catalog_with(&self, egress: Egress, broker: Arc<Broker>) -> Catalog {
-        Catalog::new(
-            self.runtime.clone(),
-            &self.scan().await,
-            Arc::new(egress),
-            broker,
-        )
+    /// [`Home::server`], opening the local vault with `vault_key` instead of
+    /// its key file.
+    pub async fn server_with_key(
+        &self,
+        http: HttpSettings,
+        upstreams: BTreeMap<String, String>,
+        vault_key: Option<SecretString>,
+    ) -> Served {
+        let config = self.config(http, upstreams);
+        let server = Server::builder(&config)
+            .vault_key(vault_key)
+            .build()
+            .await
+            .unwrap();
+        Served { server }
+    }
+
+    /// The audit log's records, in order.
+    pub fn audit_records(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
     }
 }
 
-/// Outbound HTTP with the default limits and no upstream overrides.
-pub fn no_upstreams() -> Egress {
-    Egress::new(HttpSettings::default(), &Default::default()).unwrap()
+/// A server built on a [`Home`], called the way every front end calls it.
+pub struct Served {
+    pub server: Server,
+}
+
+impl Served {
+    /// Call `module.tool` as the local owner, for the account `context` names.
+    pub async fn invoke(
+        &self,
+        module: &str,
+        tool: &str,
+        arguments: &Value,
+        context: &CallContext,
+    ) -> Result<ToolOutput, InvokeError> {
+        let call = ToolCall {
+            module: module.to_owned(),
+            tool: tool.to_owned(),
+            arguments: arguments.clone(),
+            account: context.account.clone(),
+        };
+        self.server
+            .calls()
+            .call("stdio", &call, &CancellationToken::new())
+            .await
+    }
+
+    /// The names of the modules served.
+    pub fn modules(&self) -> std::vec::IntoIter<String> {
+        let served = self.server.calls().served();
+        let names: Vec<String> = served.modules().map(|m| m.manifest.name.clone()).collect();
+        names.into_iter()
+    }
 }
 
 /// One request as a local upstream server received it.

@@ -1,14 +1,23 @@
 //! What a module declares about itself (its `describe` export), as host-side
 //! types independent of the WIT bindings, plus the checks every declaration
 //! must pass and the digests `registry.lock` pins.
+//!
+//! A leaf: it imports nothing else of the crate. The runtime produces these
+//! types (from a guest's `describe`), the registry pins them, egress and the
+//! masks read them; keeping them here is what lets those layers depend on
+//! the declarations without depending on each other.
+
+mod host_pattern;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::host_pattern::HostPattern;
+pub use host_pattern::HostPattern;
 
+/// Why a module's declaration is refused.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[allow(missing_docs)] // the variants and fields are named by their messages
 pub enum ManifestError {
     #[error(
         "module name {0:?} is not valid: use lowercase ASCII letters, digits, '_' and '-', starting with a letter (at most 64)"
@@ -47,10 +56,15 @@ pub enum ManifestError {
 /// Per-tool behaviour flags; see `tool-flags` in `wit/plugin.wit`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolFlags {
+    /// Reads only; changes nothing anywhere.
     pub read_only: bool,
+    /// May delete or overwrite something.
     pub destructive: bool,
+    /// Calling it twice with the same arguments does no more than once.
     pub idempotent: bool,
+    /// Reaches outside the host (a remote service).
     pub open_world: bool,
+    /// Safe to run beside another call of the same module and account.
     pub concurrency_safe: bool,
 }
 
@@ -89,11 +103,17 @@ impl ToolFlags {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// One tool as its module declares it.
 pub struct ToolSpec {
+    /// The tool's name, unique in its module.
     pub name: String,
+    /// What the model is told the tool does.
     pub description: String,
+    /// The JSON Schema of its arguments (an object).
     pub input_schema: Value,
+    /// The JSON Schema of its structured result, if it declares one.
     pub output_schema: Option<Value>,
+    /// What it does to the world.
     pub flags: ToolFlags,
 }
 
@@ -116,10 +136,25 @@ impl ToolSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Injection {
+    /// `Authorization: Bearer SECRET`.
     Bearer,
-    Header { name: String, template: String },
-    Basic { username: String },
-    Query { param: String },
+    /// A named header, `{secret}` in the template replaced by the secret.
+    Header {
+        /// The header's name.
+        name: String,
+        /// Its value, with `{secret}` where the secret goes.
+        template: String,
+    },
+    /// HTTP basic auth, the secret as the password.
+    Basic {
+        /// The user name sent with it.
+        username: String,
+    },
+    /// A query parameter.
+    Query {
+        /// The parameter's name.
+        param: String,
+    },
 }
 
 impl std::fmt::Display for Injection {
@@ -135,19 +170,30 @@ impl std::fmt::Display for Injection {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// A credential the module needs, and where the host attaches it.
 pub struct CredentialBinding {
+    /// The service whose account's secret is attached (e.g. `github`).
     pub service: String,
+    /// How it is attached.
     pub inject: Injection,
+    /// The declared hosts that get it; no other host ever does.
     pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// Everything a module declares about itself.
 pub struct ModuleManifest {
+    /// The module's name (lowercase, unique among the modules served).
     pub name: String,
+    /// Its semantic version.
     pub version: String,
+    /// One or two sentences for the catalog.
     pub description: String,
+    /// Its tools, in the order the author arranged them.
     pub tools: Vec<ToolSpec>,
+    /// The origins it may send HTTP requests to, once approved.
     pub hosts: Vec<String>,
+    /// The credentials the host attaches for it.
     pub credentials: Vec<CredentialBinding>,
 }
 

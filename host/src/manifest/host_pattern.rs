@@ -5,6 +5,7 @@
 use url::Url;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A declared host, parsed: what URLs it matches.
 pub struct HostPattern {
     scheme: String,
     host: HostMatch,
@@ -20,6 +21,7 @@ enum HostMatch {
 }
 
 impl HostPattern {
+    /// Parse a declared host; the error says what to write instead.
     pub fn parse(text: &str) -> Result<HostPattern, String> {
         let bad = |why: &str| {
             Err(format!(
@@ -68,6 +70,7 @@ impl HostPattern {
         })
     }
 
+    /// Whether `url` is on this host (scheme, host and port).
     pub fn matches(&self, url: &Url) -> bool {
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return false;

@@ -1,0 +1,401 @@
+//! The one path every tool call takes, whatever the front end: MCP over
+//! stdio and over Streamable HTTP, in meta-tool and flat mode. It knows no
+//! protocol; a front end translates its requests into a [`ToolCall`] and the
+//! answer back.
+//!
+//! A call goes through, in order: the fail-closed audit check, the client's
+//! mask, the account and its mask, argument validation, the sandboxed run
+//! (with the call's egress), output validation, the outcome, and the audit
+//! record. Every call is recorded, whatever its outcome, including calls
+//! refused before anything ran and calls the client cancelled.
+//!
+//! The same service answers what a client may see ([`CallService::catalog`],
+//! [`CallService::module_schemas`], [`CallService::tools`]), through the same
+//! masks, so that a masked tool looks exactly like one that does not exist.
+
+mod views;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::{self, AuditLog, Outbound, Outcome, Record};
+use crate::broker::{Account, Broker};
+use crate::catalog::live::LiveCatalog;
+use crate::catalog::{Catalog, LookupError, ServedModule, ServedTool, list};
+use crate::egress::{CallEgress, Egress, OutboundRecord};
+use crate::policy::{Mask, Masks};
+use crate::runtime::{CallContext, CallError, GuestCall, ModuleError, Runtime, ToolOutput};
+pub use views::{ModuleSchema, ModuleSummary, ServiceAccounts, ToolView};
+
+/// One tool call, as a front end received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// The module's name.
+    pub module: String,
+    /// The tool's name within the module.
+    pub tool: String,
+    /// The tool's arguments (an object, checked against its input schema).
+    pub arguments: Value,
+    /// The account to act for; the service's default when absent.
+    pub account: Option<String>,
+}
+
+/// Why a call did not produce a result. Its text is written for the model:
+/// it says what was wrong and, where there is one, what to do.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum InvokeError {
+    /// No module of that name is served to this client.
+    #[error("unknown module `{module}`; available modules: {}", list(.available))]
+    UnknownModule {
+        /// The name asked for.
+        module: String,
+        /// The modules the client may see.
+        available: Vec<String>,
+    },
+    /// The module has no tool of that name for this client.
+    #[error("module `{module}` has no tool `{tool}`; its tools: {}", list(.available))]
+    UnknownTool {
+        /// The module.
+        module: String,
+        /// The tool asked for.
+        tool: String,
+        /// The module's tools the client may see.
+        available: Vec<String>,
+    },
+    /// The arguments do not match the tool's input schema.
+    #[error("invalid arguments for {module}.{tool}: {problems}")]
+    InvalidArguments {
+        /// The module.
+        module: String,
+        /// The tool.
+        tool: String,
+        /// What the schema check found.
+        problems: String,
+    },
+    /// The module ran and reported an error of its own.
+    #[error("{module}.{tool} failed: {error}")]
+    Module {
+        /// The module.
+        module: String,
+        /// The tool.
+        tool: String,
+        /// The module's error.
+        error: ModuleError,
+    },
+    /// No usable account: none set up, an unknown name, or one masked.
+    #[error("{module}.{tool} cannot run for this account: {reason}")]
+    Account {
+        /// The module.
+        module: String,
+        /// The tool.
+        tool: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// The sandbox stopped the call (a limit, a crash, a cancellation).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The result does not match the tool's declared output schema.
+    #[error(
+        "{module}.{tool} returned a result that does not match its declared output schema: {problems}"
+    )]
+    InvalidOutput {
+        /// The module.
+        module: String,
+        /// The tool.
+        tool: String,
+        /// What the schema check found.
+        problems: String,
+    },
+    /// Refused with nothing run: the call could not be recorded.
+    #[error(
+        "this call was refused because the audit log cannot be written ({problem}); calls run again once it can (the owner frees disk space or fixes the file's permissions)"
+    )]
+    AuditUnavailable {
+        /// Why the last write failed.
+        problem: String,
+    },
+    /// The request was too malformed to name a tool; the text says how.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl From<LookupError> for InvokeError {
+    fn from(error: LookupError) -> InvokeError {
+        match error {
+            LookupError::UnknownModule { module, available } => {
+                InvokeError::UnknownModule { module, available }
+            }
+            LookupError::UnknownTool {
+                module,
+                tool,
+                available,
+            } => InvokeError::UnknownTool {
+                module,
+                tool,
+                available,
+            },
+        }
+    }
+}
+
+impl InvokeError {
+    /// How the audit log records a call that ended with this error.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            InvokeError::Module { .. } => Outcome::ToolError,
+            InvokeError::UnknownModule { .. }
+            | InvokeError::UnknownTool { .. }
+            | InvokeError::InvalidArguments { .. }
+            | InvokeError::Account { .. }
+            | InvokeError::AuditUnavailable { .. }
+            | InvokeError::Malformed(_) => Outcome::Refused,
+            InvokeError::Call(CallError::Cancelled { .. }) => Outcome::Cancelled,
+            InvokeError::Call(_) | InvokeError::InvalidOutput { .. } => Outcome::Failed,
+        }
+    }
+}
+
+/// What one call did besides its result, for the audit log, as far as it
+/// got.
+#[derive(Debug, Default)]
+struct CallTrace {
+    /// The file that ran (or would have), once the module was found.
+    module_sha256: Option<String>,
+    /// The account the call acted for, once resolved.
+    account: Option<String>,
+    /// The requests it sent.
+    outbound: Vec<OutboundRecord>,
+}
+
+/// The parts a call needs, wired once by [`crate::server::Server`].
+pub struct CallService {
+    pub(crate) catalog: Arc<LiveCatalog>,
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) egress: Arc<Egress>,
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) masks: Arc<Masks>,
+    pub(crate) audit: Arc<AuditLog>,
+    /// Record arguments themselves, not only their digest.
+    pub(crate) record_arguments: bool,
+}
+
+impl CallService {
+    /// Run `call` for `client`, and record it. Cancelling `cancel` stops the
+    /// call where it is (the guest, and any request in flight) and records
+    /// it as cancelled.
+    pub async fn call(
+        &self,
+        client: &str,
+        call: &ToolCall,
+        cancel: &CancellationToken,
+    ) -> Result<ToolOutput, InvokeError> {
+        let started = Instant::now();
+        let mut trace = CallTrace {
+            account: call.account.clone(),
+            ..CallTrace::default()
+        };
+        // Fail closed: a tool runs only while its call can be recorded. The
+        // refusal is itself an append, and the first that succeeds (space
+        // freed, permissions fixed) lets calls run again.
+        let result = match self.audit.failure() {
+            Some(problem) => Err(InvokeError::AuditUnavailable { problem }),
+            None => self.run(client, call, &mut trace, cancel).await,
+        };
+        let duration_us = started.elapsed().as_micros() as u64;
+        self.record(client, call, &result, trace, duration_us);
+        result
+    }
+
+    /// Refuse a request too malformed to name a tool (`problem` says why),
+    /// recording whatever names it gave.
+    pub fn refuse_malformed(&self, client: &str, arguments: &Value, problem: String) -> InvokeError {
+        let name = |key: &str| arguments[key].as_str().unwrap_or("").to_owned();
+        let call = ToolCall {
+            module: name("module"),
+            tool: name("tool"),
+            arguments: arguments.clone(),
+            account: arguments["account"].as_str().map(str::to_owned),
+        };
+        let trace = CallTrace {
+            account: call.account.clone(),
+            ..CallTrace::default()
+        };
+        let result = Err(InvokeError::Malformed(problem));
+        self.record(client, &call, &result, trace, 0);
+        result.unwrap_err()
+    }
+
+    /// Changes whenever hot reload changes the modules served.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.catalog.changes()
+    }
+
+    /// The catalog served now.
+    pub fn served(&self) -> Arc<Catalog> {
+        self.catalog.get()
+    }
+
+    /// The client's mask, the catalog, the tool, the account, the arguments,
+    /// the sandbox, the result: everything between the audit check and the
+    /// record.
+    async fn run(
+        &self,
+        client: &str,
+        call: &ToolCall,
+        trace: &mut CallTrace,
+        cancel: &CancellationToken,
+    ) -> Result<ToolOutput, InvokeError> {
+        let mask = self.masks.of(client);
+        let catalog = self.catalog.get();
+        let (module, tool) = catalog.tool(&call.module, &call.tool, &mask)?;
+        trace.module_sha256 = Some(module.sha256.clone());
+        let accounts = self.accounts(module, tool, &mask, call.account.as_deref())?;
+        tool.check_arguments(&call.arguments)
+            .map_err(|problems| InvokeError::InvalidArguments {
+                module: call.module.clone(),
+                tool: call.tool.clone(),
+                problems,
+            })?;
+        // The module learns which account it acts for, never its secret.
+        let context = CallContext {
+            account: accounts.values().next().map(|a| a.name.clone()),
+        };
+        trace.account = context.account.clone();
+        let egress = CallEgress::new(
+            self.egress.clone(),
+            module.policy.clone(),
+            Some(self.broker.clone()),
+            accounts,
+        );
+        let outbound = egress.outbound();
+        let guest = GuestCall {
+            tool: &call.tool,
+            arguments: &call.arguments,
+            context: &context,
+        };
+        let output = self
+            .runtime
+            .call(
+                &module.prepared,
+                &call.module,
+                guest,
+                Box::new(egress),
+                cancel,
+            )
+            .await;
+        trace.outbound = outbound.records();
+        let output = output?.map_err(|error| InvokeError::Module {
+            module: call.module.clone(),
+            tool: call.tool.clone(),
+            error,
+        })?;
+        tool.check_output(&output)
+            .map_err(|problems| InvokeError::InvalidOutput {
+                module: call.module.clone(),
+                tool: call.tool.clone(),
+                problems,
+            })?;
+        Ok(output)
+    }
+
+    /// Service → the account this call acts for: the one named, else the
+    /// service's default, among the accounts the client's mask leaves it,
+    /// and only if the account's own mask lets this tool act for it.
+    fn accounts(
+        &self,
+        module: &ServedModule,
+        tool: &ServedTool,
+        mask: &Mask,
+        requested: Option<&str>,
+    ) -> Result<BTreeMap<String, Account>, InvokeError> {
+        let name = &module.manifest.name;
+        let refuse = |reason: String| InvokeError::Account {
+            module: name.clone(),
+            tool: tool.spec.name.clone(),
+            reason,
+        };
+        let services = module.policy.services();
+        if services.is_empty() {
+            return match requested {
+                Some(account) => Err(refuse(format!(
+                    "module `{name}` uses no accounts, so `account` ({account:?}) must be omitted"
+                ))),
+                None => Ok(BTreeMap::new()),
+            };
+        }
+        // The accounts this client may use; others look absent.
+        let known = self
+            .broker
+            .accounts()
+            .map(|all| mask.accounts(&all))
+            .map_err(|e| refuse(e.to_string()))?;
+        let mut accounts = BTreeMap::new();
+        for service in services {
+            let account =
+                Broker::resolve(&known, service, requested).map_err(|e| refuse(e.to_string()))?;
+            if let Some(reason) = mask.account_refusal(service, &account.name, name, &tool.spec) {
+                return Err(refuse(reason));
+            }
+            accounts.insert(service.to_owned(), account);
+        }
+        Ok(accounts)
+    }
+
+    /// Log the call's end and append its audit record. A write that fails
+    /// is logged as an error: the answer has been computed by then, and the
+    /// client still gets it; later calls are refused until a write succeeds.
+    fn record(
+        &self,
+        client: &str,
+        call: &ToolCall,
+        result: &Result<ToolOutput, InvokeError>,
+        trace: CallTrace,
+        duration_us: u64,
+    ) {
+        let (module, tool) = (&call.module, &call.tool);
+        let (outcome, reason) = match result {
+            Ok(_) => {
+                tracing::info!(%module, %tool, elapsed_us = duration_us, "call ok");
+                (Outcome::Ok, None)
+            }
+            Err(error) => {
+                let outcome = error.outcome();
+                tracing::warn!(%module, %tool, elapsed_us = duration_us, outcome = outcome.label(), "{error}");
+                (outcome, Some(audit::reason(&error.to_string())))
+            }
+        };
+        let record = Record {
+            time: audit::now(),
+            client: client.to_owned(),
+            module: module.clone(),
+            module_sha256: trace.module_sha256,
+            tool: tool.clone(),
+            account: trace.account,
+            outcome,
+            reason,
+            duration_us,
+            outbound: trace
+                .outbound
+                .into_iter()
+                .map(|r| Outbound {
+                    method: r.method,
+                    origin: r.origin,
+                    status: r.status,
+                })
+                .collect(),
+            arguments_sha256: audit::digest(&call.arguments),
+            arguments: self.record_arguments.then(|| call.arguments.clone()),
+        };
+        if let Err(error) = self.audit.append(record) {
+            tracing::error!("{error}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

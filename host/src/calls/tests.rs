@@ -1,0 +1,178 @@
+//! The call service on its own, with the bundled modules: what a mask hides
+//! looks exactly like what does not exist, and nothing runs while the audit
+//! log cannot be written. (Outcomes and cancellation, with the hostile test
+//! modules, are in `host/tests/calls.rs`.)
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::{InvokeError, ToolCall};
+use crate::config::{Config, Env};
+use crate::policy::{MaskFile, Masks};
+use crate::server::Server;
+
+/// A server of the bundled modules (built by `cargo xtask build-plugins`)
+/// pinned by the repository's lock, with its data in `home` and `masks`.
+async fn bundled(home: &Path, masks: BTreeMap<String, MaskFile>) -> Server {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    assert!(
+        repo.join("plugins/text.wasm").is_file(),
+        "the bundled modules are missing: run `cargo xtask build-plugins`"
+    );
+    let env = Env {
+        mcpist_home: Some(home.to_owned()),
+        ..Env::default()
+    };
+    let mut config = Config::load(None, &env).unwrap();
+    config.plugins_dir = repo.join("plugins");
+    config.lock_file = repo.join("registry.lock");
+    config.compiled_cache = None;
+    config.masks = Arc::new(Masks::compile(&masks, &BTreeMap::new()).unwrap());
+    Server::builder(&config).build().await.unwrap()
+}
+
+fn call(module: &str, tool: &str, arguments: Value) -> ToolCall {
+    ToolCall {
+        module: module.to_owned(),
+        tool: tool.to_owned(),
+        arguments,
+        account: None,
+    }
+}
+
+fn records(home: &Path) -> Vec<Value> {
+    std::fs::read_to_string(home.join("audit.log"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_masked_tool_or_module_is_answered_exactly_like_one_that_does_not_exist() {
+    let home = tempfile::tempdir().unwrap();
+    let phone = MaskFile {
+        modules: Some(vec!["text".into(), "time".into()]),
+        deny_tools: vec!["text.hash".into()],
+        ..MaskFile::default()
+    };
+    let server = bundled(home.path(), BTreeMap::from([("phone".into(), phone)])).await;
+    let calls = server.calls();
+    let never = CancellationToken::new();
+    let never = &never;
+    let answer = |module: &str, tool: &str| {
+        let call = call(module, tool, json!({"text": "x"}));
+        async move { calls.call("phone", &call, never).await.unwrap_err() }
+    };
+
+    // A tool hidden by the mask, and one that does not exist: the same
+    // error, the same text but for the name asked for.
+    let masked = answer("text", "hash").await;
+    let missing = answer("text", "no_such_tool").await;
+    assert!(matches!(masked, InvokeError::UnknownTool { .. }), "{masked}");
+    assert_eq!(
+        masked.to_string().replace("`hash`", "`NAME`"),
+        missing.to_string().replace("`no_such_tool`", "`NAME`")
+    );
+    assert!(!masked.to_string().contains("hash;"), "{masked}");
+    // The same for a whole module.
+    let masked = answer("github", "get_issue").await;
+    let missing = answer("gitlab", "get_issue").await;
+    assert_eq!(
+        masked.to_string().replace("`github`", "`NAME`"),
+        missing.to_string().replace("`gitlab`", "`NAME`")
+    );
+    // And the views agree: neither is listed, nor described.
+    let catalog = calls.catalog("phone");
+    let names: Vec<&str> = catalog.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["text", "time"]);
+    assert!(!catalog[0].tools.iter().any(|t| t == "hash"));
+    assert_eq!(
+        calls
+            .module_schemas("phone", &["github".into()])
+            .unwrap_err()
+            .to_string(),
+        missing.to_string().replace("gitlab", "github")
+    );
+    assert!(!calls.tools("phone").iter().any(|t| t.name == "hash"));
+    // The owner, unmasked, still runs it.
+    let hash = call("text", "hash", json!({"text": "x"}));
+    assert!(calls.call("stdio", &hash, never).await.is_ok());
+
+    // Every refusal is recorded as one, the hidden tool like the missing
+    // one: neither names a file that ran.
+    let records = records(home.path());
+    let refusals: Vec<(&str, &str, Option<&str>)> = records[..4]
+        .iter()
+        .map(|r| {
+            (
+                r["tool"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+                r["module_sha256"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            ("hash", "refused", None),
+            ("no_such_tool", "refused", None),
+            ("get_issue", "refused", None),
+            ("get_issue", "refused", None),
+        ]
+    );
+    assert_eq!(records[4]["outcome"], "ok");
+}
+
+#[tokio::test]
+async fn calls_are_refused_with_nothing_run_while_the_audit_log_cannot_be_written() {
+    let home = tempfile::tempdir().unwrap();
+    let server = bundled(home.path(), BTreeMap::new()).await;
+    let calls = server.calls();
+    let never = CancellationToken::new();
+    let count = call("text", "count", json!({"text": "one two"}));
+    assert!(calls.call("stdio", &count, &never).await.is_ok());
+
+    calls.audit.break_writes();
+    // The call whose line cannot be written has run: it is answered.
+    assert!(calls.call("stdio", &count, &never).await.is_ok());
+    // Every later call is refused, saying why, until a line can be written.
+    for _ in 0..2 {
+        let refused = calls.call("stdio", &count, &never).await.unwrap_err();
+        assert!(
+            matches!(refused, InvokeError::AuditUnavailable { .. }),
+            "{refused}"
+        );
+        assert!(
+            refused
+                .to_string()
+                .contains("the audit log cannot be written"),
+            "{refused}"
+        );
+    }
+    assert_eq!(records(home.path()).len(), 1, "nothing more was written");
+
+    calls.audit.repair_writes();
+    // The first refusal that can be recorded is recorded, and lets calls
+    // through again.
+    let refused = calls.call("stdio", &count, &never).await.unwrap_err();
+    assert!(matches!(refused, InvokeError::AuditUnavailable { .. }));
+    assert!(calls.call("stdio", &count, &never).await.is_ok());
+    let records = records(home.path());
+    let outcomes: Vec<&str> = records
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["ok", "refused", "ok"]);
+    assert!(records[1]["module_sha256"].is_null(), "nothing ran");
+    assert!(
+        crate::audit::verify(&home.path().join("audit.log"))
+            .unwrap()
+            .problems
+            .is_empty()
+    );
+}

@@ -48,7 +48,9 @@ struct Loaded {
 
 fn load(tokio: &tokio::runtime::Runtime, runtime: Runtime, name: &str) -> Loaded {
     let bytes = bundled(name);
-    let module = runtime.prepare(&bytes, &sha256_hex(&bytes)).expect("compile");
+    let module = runtime
+        .prepare(&bytes, &sha256_hex(&bytes))
+        .expect("compile");
     let manifest = tokio
         .block_on(runtime.describe(&module, name))
         .expect("describe");

@@ -326,13 +326,21 @@ impl Config {
         Ok(Config {
             limits: limits(&file.limits, &source)?,
             http: http(&file.http),
-            broker: broker(file.accounts_file, file.vaults, file.services, &paths, &source)?,
+            broker: broker(
+                file.accounts_file,
+                file.vaults,
+                file.services,
+                &paths,
+                &source,
+            )?,
             audit: audit(file.audit, &paths),
             serve: serve(file.serve, &paths, &source)?,
             masks: Arc::new(masks(&file.masks, &file.account_masks, &source)?),
-            compiled_cache: file.cache.enabled.unwrap_or(true).then(|| {
-                paths.or_default(file.cache.dir, Path::new("cache").join("compiled"))
-            }),
+            compiled_cache: file
+                .cache
+                .enabled
+                .unwrap_or(true)
+                .then(|| paths.or_default(file.cache.dir, Path::new("cache").join("compiled"))),
             guards: match file.guards.smuggling_parameters {
                 Some(names) => Guards {
                     smuggling_parameters: names,
@@ -429,9 +437,7 @@ impl Source {
                 .position(|l| l.split('=').next().is_some_and(|k| k.trim() == key))
                 .map(|i| start + i)
         };
-        key.and_then(in_table)
-            .or(header)
-            .map_or(1, |i| i + 1)
+        key.and_then(in_table).or(header).map_or(1, |i| i + 1)
     }
 }
 
@@ -473,9 +479,7 @@ fn limits(file: &LimitsFile, source: &Source) -> Result<Limits, ConfigError> {
     let defaults = Limits::default();
     Ok(Limits {
         memory_bytes: file.memory_mib.map_or(defaults.memory_bytes, |m| m << 20),
-        cpu_time: file
-            .cpu_ms
-            .map_or(defaults.cpu_time, Duration::from_millis),
+        cpu_time: file.cpu_ms.map_or(defaults.cpu_time, Duration::from_millis),
         wall_time: file
             .wall_ms
             .map_or(defaults.wall_time, Duration::from_millis),

@@ -66,7 +66,12 @@ impl<'a> ServerBuilder<'a> {
     /// benchmarks' native twin; see `Runtime::with_native_twin`. Only built
     /// with the `bench` feature.
     #[cfg(feature = "bench")]
-    pub fn native_twin(mut self, module: &str, tool: &str, run: crate::runtime::NativeTool) -> Self {
+    pub fn native_twin(
+        mut self,
+        module: &str,
+        tool: &str,
+        run: crate::runtime::NativeTool,
+    ) -> Self {
         let (module, tool) = (module.to_owned(), tool.to_owned());
         self.customize = Some(Box::new(move |runtime: Runtime| {
             runtime.with_native_twin(&module, &tool, run)

@@ -4,6 +4,7 @@
 mod common;
 
 use mcpist::calls::InvokeError;
+use mcpist::catalog::LookupError;
 use mcpist::runtime::{CallContext, Limits};
 use serde_json::{Value, json};
 
@@ -304,7 +305,10 @@ async fn unknown_tools_and_arguments_are_refused_before_the_module_runs() {
         .invoke("time", "tomorrow", &json!({}), &CallContext::default())
         .await
         .unwrap_err();
-    assert!(matches!(e, InvokeError::UnknownTool { .. }));
+    assert!(matches!(
+        e,
+        InvokeError::Lookup(LookupError::UnknownTool { .. })
+    ));
     assert!(
         e.to_string()
             .contains("its tools: now, convert, format, parse, add, difference"),

@@ -161,8 +161,14 @@ async fn a_call_cancelled_while_waiting_for_a_slot_never_runs() {
     let counter = call("hostile", "counter", json!({}));
     let (result, took) = cancelled_after(&served, &counter, Duration::from_millis(100)).await;
     assert_cancelled(&result);
-    assert!(took < Duration::from_millis(700), "it waited for the slot: {took:?}");
-    assert!(busy.await.unwrap().is_ok(), "the call holding the slot ran on");
+    assert!(
+        took < Duration::from_millis(700),
+        "it waited for the slot: {took:?}"
+    );
+    assert!(
+        busy.await.unwrap().is_ok(),
+        "the call holding the slot ran on"
+    );
 }
 
 #[tokio::test]

@@ -170,11 +170,7 @@ fn allow_private() -> HostRule {
     }
 }
 
-async fn fetch(
-    catalog: &Served,
-    account: Option<&str>,
-    arguments: Value,
-) -> Result<Value, String> {
+async fn fetch(catalog: &Served, account: Option<&str>, arguments: Value) -> Result<Value, String> {
     let context = CallContext {
         account: account.map(str::to_owned),
     };

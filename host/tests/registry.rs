@@ -3,6 +3,7 @@
 mod common;
 
 use mcpist::calls::InvokeError;
+use mcpist::catalog::LookupError;
 use mcpist::registry::{self, Guards, HostRule, Lock, ModuleState};
 use mcpist::runtime::{CallContext, Limits, Runtime};
 use serde_json::json;
@@ -40,7 +41,10 @@ async fn a_new_module_is_pending_and_not_served() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, InvokeError::UnknownModule { .. }), "{err:?}");
+    assert!(
+        matches!(err, InvokeError::Lookup(LookupError::UnknownModule { .. })),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +154,10 @@ async fn a_description_that_drifts_from_its_pin_is_refused() {
         "description differs from the one pinned",
     );
     assert_eq!(
-        home.server(Default::default(), Default::default()).await.modules().count(),
+        home.server(Default::default(), Default::default())
+            .await
+            .modules()
+            .count(),
         0
     );
 }

@@ -30,6 +30,7 @@ pub enum VaultError {
     ReadOnly { vault: String, reason: String },
 }
 
+/// Where secrets are kept: one backend, named in `mcpist.toml`.
 #[async_trait]
 pub trait Vault: Send + Sync {
     /// The name the owner gave this vault in `mcpist.toml`.
@@ -46,8 +47,10 @@ pub trait Vault: Send + Sync {
     /// The reference under which a new account's secret is stored.
     fn reference_for(&self, service: &str, account: &str) -> String;
 
+    /// The secret under `reference`.
     async fn get(&self, reference: &str) -> Result<SecretString, VaultError>;
 
+    /// Keep `secret` under `reference`, replacing any before it.
     async fn put(&self, reference: &str, secret: SecretString) -> Result<(), VaultError>;
 
     /// Remove a secret; removing one that is absent is not an error.

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{self, AuditLog, Outbound, Outcome, Record};
 use crate::broker::{Account, Broker};
 use crate::catalog::live::LiveCatalog;
-use crate::catalog::{Catalog, LookupError, ServedModule, ServedTool, list};
+use crate::catalog::{Catalog, LookupError, ServedModule, ServedTool};
 use crate::egress::{CallEgress, Egress, OutboundRecord};
 use crate::policy::{Mask, Masks};
 use crate::runtime::{CallContext, CallError, GuestCall, ModuleError, Runtime, ToolOutput};
@@ -48,24 +48,10 @@ pub struct ToolCall {
 /// it says what was wrong and, where there is one, what to do.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum InvokeError {
-    /// No module of that name is served to this client.
-    #[error("unknown module `{module}`; available modules: {}", list(.available))]
-    UnknownModule {
-        /// The name asked for.
-        module: String,
-        /// The modules the client may see.
-        available: Vec<String>,
-    },
-    /// The module has no tool of that name for this client.
-    #[error("module `{module}` has no tool `{tool}`; its tools: {}", list(.available))]
-    UnknownTool {
-        /// The module.
-        module: String,
-        /// The tool asked for.
-        tool: String,
-        /// The module's tools the client may see.
-        available: Vec<String>,
-    },
+    /// No such module or tool for this client: absent, or hidden by its
+    /// mask (the two are answered alike).
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
     /// The arguments do not match the tool's input schema.
     #[error("invalid arguments for {module}.{tool}: {problems}")]
     InvalidArguments {
@@ -124,32 +110,12 @@ pub enum InvokeError {
     Malformed(String),
 }
 
-impl From<LookupError> for InvokeError {
-    fn from(error: LookupError) -> InvokeError {
-        match error {
-            LookupError::UnknownModule { module, available } => {
-                InvokeError::UnknownModule { module, available }
-            }
-            LookupError::UnknownTool {
-                module,
-                tool,
-                available,
-            } => InvokeError::UnknownTool {
-                module,
-                tool,
-                available,
-            },
-        }
-    }
-}
-
 impl InvokeError {
     /// How the audit log records a call that ended with this error.
     pub fn outcome(&self) -> Outcome {
         match self {
             InvokeError::Module { .. } => Outcome::ToolError,
-            InvokeError::UnknownModule { .. }
-            | InvokeError::UnknownTool { .. }
+            InvokeError::Lookup(_)
             | InvokeError::InvalidArguments { .. }
             | InvokeError::Account { .. }
             | InvokeError::AuditUnavailable { .. }
@@ -207,13 +173,18 @@ impl CallService {
             None => self.run(client, call, &mut trace, cancel).await,
         };
         let duration_us = started.elapsed().as_micros() as u64;
-        self.record(client, call, &result, trace, duration_us);
+        self.record(client, call, result.as_ref().err(), trace, duration_us);
         result
     }
 
     /// Refuse a request too malformed to name a tool (`problem` says why),
     /// recording whatever names it gave.
-    pub fn refuse_malformed(&self, client: &str, arguments: &Value, problem: String) -> InvokeError {
+    pub fn refuse_malformed(
+        &self,
+        client: &str,
+        arguments: &Value,
+        problem: String,
+    ) -> InvokeError {
         let name = |key: &str| arguments[key].as_str().unwrap_or("").to_owned();
         let call = ToolCall {
             module: name("module"),
@@ -225,9 +196,9 @@ impl CallService {
             account: call.account.clone(),
             ..CallTrace::default()
         };
-        let result = Err(InvokeError::Malformed(problem));
-        self.record(client, &call, &result, trace, 0);
-        result.unwrap_err()
+        let error = InvokeError::Malformed(problem);
+        self.record(client, &call, Some(&error), trace, 0);
+        error
     }
 
     /// Changes whenever hot reload changes the modules served.
@@ -255,12 +226,13 @@ impl CallService {
         let (module, tool) = catalog.tool(&call.module, &call.tool, &mask)?;
         trace.module_sha256 = Some(module.sha256.clone());
         let accounts = self.accounts(module, tool, &mask, call.account.as_deref())?;
-        tool.check_arguments(&call.arguments)
-            .map_err(|problems| InvokeError::InvalidArguments {
+        tool.check_arguments(&call.arguments).map_err(|problems| {
+            InvokeError::InvalidArguments {
                 module: call.module.clone(),
                 tool: call.tool.clone(),
                 problems,
-            })?;
+            }
+        })?;
         // The module learns which account it acts for, never its secret.
         let context = CallContext {
             account: accounts.values().next().map(|a| a.name.clone()),
@@ -353,17 +325,17 @@ impl CallService {
         &self,
         client: &str,
         call: &ToolCall,
-        result: &Result<ToolOutput, InvokeError>,
+        error: Option<&InvokeError>,
         trace: CallTrace,
         duration_us: u64,
     ) {
         let (module, tool) = (&call.module, &call.tool);
-        let (outcome, reason) = match result {
-            Ok(_) => {
+        let (outcome, reason) = match error {
+            None => {
                 tracing::info!(%module, %tool, elapsed_us = duration_us, "call ok");
                 (Outcome::Ok, None)
             }
-            Err(error) => {
+            Some(error) => {
                 let outcome = error.outcome();
                 tracing::warn!(%module, %tool, elapsed_us = duration_us, outcome = outcome.label(), "{error}");
                 (outcome, Some(audit::reason(&error.to_string())))

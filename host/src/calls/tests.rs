@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{InvokeError, ToolCall};
+use crate::catalog::LookupError;
 use crate::config::{Config, Env};
 use crate::policy::{MaskFile, Masks};
 use crate::server::Server;
@@ -73,7 +74,10 @@ async fn a_masked_tool_or_module_is_answered_exactly_like_one_that_does_not_exis
     // error, the same text but for the name asked for.
     let masked = answer("text", "hash").await;
     let missing = answer("text", "no_such_tool").await;
-    assert!(matches!(masked, InvokeError::UnknownTool { .. }), "{masked}");
+    assert!(
+        matches!(masked, InvokeError::Lookup(LookupError::UnknownTool { .. })),
+        "{masked}"
+    );
     assert_eq!(
         masked.to_string().replace("`hash`", "`NAME`"),
         missing.to_string().replace("`no_such_tool`", "`NAME`")

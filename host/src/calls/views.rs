@@ -147,7 +147,10 @@ impl CallService {
     }
 }
 
-fn shown_tools<'a>(module: &'a ServedModule, mask: &'a Mask) -> impl Iterator<Item = &'a ServedTool> {
+fn shown_tools<'a>(
+    module: &'a ServedModule,
+    mask: &'a Mask,
+) -> impl Iterator<Item = &'a ServedTool> {
     module
         .tools()
         .filter(move |t| mask.shows_tool(&module.manifest.name, &t.spec))

@@ -107,7 +107,7 @@ pub enum LookupError {
 }
 
 /// Names for a message, or `(none)`.
-pub(crate) fn list(names: &[String]) -> String {
+fn list(names: &[String]) -> String {
     if names.is_empty() {
         "(none)".to_owned()
     } else {

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::registry::diff::ModuleDiff;
 use crate::manifest::ModuleManifest;
+use crate::registry::diff::ModuleDiff;
 use crate::registry::{self, HostRule, Lock, ModuleFile, ModuleState};
 
 /// How many hex digits of a sha256 to show in tables.

@@ -10,6 +10,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 /// Where an address points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressClass {
+    /// Reachable on the internet.
     Public,
     /// Loopback, private, link-local, CGNAT, ...: the owner's own machines.
     /// Reachable only through a host approved with `allow_private`.
@@ -19,6 +20,8 @@ pub enum AddressClass {
     Metadata,
 }
 
+/// What `ip` is, judging IPv4 hidden in IPv6 (mapped, NAT64, 6to4) as
+/// IPv4.
 pub fn classify(ip: IpAddr) -> AddressClass {
     match ip {
         IpAddr::V4(v4) => classify_v4(v4),

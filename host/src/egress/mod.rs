@@ -259,10 +259,7 @@ struct Hop {
 
 #[async_trait]
 impl GuestServices for CallEgress {
-    async fn send_http(
-        &mut self,
-        request: OutboundRequest,
-    ) -> Result<InboundResponse, HttpError> {
+    async fn send_http(&mut self, request: OutboundRequest) -> Result<InboundResponse, HttpError> {
         self.send(request).await.map_err(HttpError::from)
     }
 
@@ -495,7 +492,11 @@ impl CallEgress {
             || (hop.method == Method::POST
                 && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND));
         Ok(Some(Hop {
-            method: if to_get { Method::GET } else { hop.method.clone() },
+            method: if to_get {
+                Method::GET
+            } else {
+                hop.method.clone()
+            },
             body: if to_get { None } else { hop.body.clone() },
             keep_credential_headers: hop.keep_credential_headers
                 && url.origin() == hop.url.origin(),

@@ -10,23 +10,30 @@ use url::Url;
 use crate::manifest::{CredentialBinding, HostPattern, Injection};
 use crate::registry::HostRule;
 
+/// One approved host with the owner's rule for it.
 #[derive(Debug)]
 pub struct Grant {
     /// The host as declared and approved, for messages.
     pub declared: String,
     pattern: HostPattern,
+    /// The owner's rule for it.
     pub rule: HostRule,
 }
 
+/// One credential binding: whose secret goes to which hosts, and how.
 #[derive(Debug)]
 pub struct Binding {
+    /// The service whose account's secret is attached.
     pub service: String,
+    /// How it is attached.
     pub inject: Injection,
     hosts: Vec<HostPattern>,
 }
 
+/// Where one module may send HTTP, and with which credentials.
 #[derive(Debug)]
 pub struct ModulePolicy {
+    /// The module's name, for messages.
     pub module: String,
     grants: Vec<Grant>,
     bindings: Vec<Binding>,

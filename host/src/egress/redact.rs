@@ -28,10 +28,6 @@ impl Redactor {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.needles.is_empty()
-    }
-
     pub fn bytes(&self, data: Vec<u8>) -> Vec<u8> {
         let mut data = data;
         for needle in &self.needles {

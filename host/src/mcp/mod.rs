@@ -420,9 +420,12 @@ impl ServerHandler for McpServer {
                     };
                     self.call_module_tool(call, &client, cancel).await
                 }
-                Err(message) => {
-                    tool_error(&self.calls.refuse_malformed(&client, &arguments, message).to_string())
-                }
+                Err(message) => tool_error(
+                    &self
+                        .calls
+                        .refuse_malformed(&client, &arguments, message)
+                        .to_string(),
+                ),
             },
             other => {
                 return Err(ErrorData::invalid_params(

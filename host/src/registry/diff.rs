@@ -20,6 +20,7 @@ pub struct ModuleDiff {
     pub name: String,
     /// The module's own description.
     pub description: String,
+    /// The file in the plugins folder.
     pub file: String,
     /// (pinned, now).
     pub sha256: (Option<String>, String),

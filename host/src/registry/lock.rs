@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{CredentialBinding, ModuleManifest, ToolFlags, ToolSpec, canonical_json};
 use crate::atomic_file::write_atomic;
+use crate::manifest::{CredentialBinding, ModuleManifest, ToolFlags, ToolSpec, canonical_json};
 
 const FORMAT_VERSION: u32 = 1;
 

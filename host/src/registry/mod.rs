@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::manifest::ModuleManifest;
 use crate::runtime::{PreparedModule, Runtime};
 pub use guards::{Finding, Guards, Severity};
 pub use lock::{HostRule, Lock, LockEntry, LockError};
-use crate::manifest::ModuleManifest;
 
 /// Why the plugins folder or the lock could not be read, or a change made.
 #[derive(Debug, thiserror::Error)]

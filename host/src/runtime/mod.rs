@@ -370,9 +370,17 @@ impl Runtime {
     ) -> Result<ModuleManifest, CallError> {
         let never = CancellationToken::new();
         let info = self
-            .run(module, label, Box::new(NoServices), &never, |plugin, store| {
-                Box::pin(async move { plugin.mcpist_plugin_module().call_describe(store).await })
-            })
+            .run(
+                module,
+                label,
+                Box::new(NoServices),
+                &never,
+                |plugin, store| {
+                    Box::pin(
+                        async move { plugin.mcpist_plugin_module().call_describe(store).await },
+                    )
+                },
+            )
             .await?;
         let manifest = manifest_from_wit(info).map_err(|source| CallError::Manifest {
             module: label.to_owned(),

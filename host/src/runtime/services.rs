@@ -69,8 +69,7 @@ pub enum LogLevel {
 #[async_trait]
 pub trait GuestServices: Send {
     /// Send the guest's HTTP request, or refuse it.
-    async fn send_http(&mut self, request: OutboundRequest)
-    -> Result<InboundResponse, HttpError>;
+    async fn send_http(&mut self, request: OutboundRequest) -> Result<InboundResponse, HttpError>;
 
     /// Hide this call's secrets in `text` before it reaches a log.
     fn redact(&self, text: &str) -> String;

@@ -65,7 +65,7 @@ pub(crate) mod clients;
 pub mod config;
 pub(crate) mod data_file;
 pub mod egress;
-pub mod logging;
+pub(crate) mod logging;
 pub mod manifest;
 pub(crate) mod mcp;
 pub(crate) mod oauth;

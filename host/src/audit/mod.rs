@@ -337,26 +337,26 @@ fn seal(line: &Line) -> (String, String) {
 }
 
 /// A line's record, if it is one (its hash is not checked: see [`verify`]).
-pub fn parse_record(text: &str) -> Option<Line> {
+pub(crate) fn parse_record(text: &str) -> Option<Line> {
     verify::parse_line(text).ok().map(|parsed| parsed.line)
 }
 
 /// The time now as the log writes it.
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// sha256 of a JSON value in canonical form (keys sorted, no spaces), so
 /// the same arguments always give the same digest.
-pub fn digest(arguments: &serde_json::Value) -> String {
+pub(crate) fn digest(arguments: &serde_json::Value) -> String {
     hex::encode(Sha256::digest(
         crate::manifest::canonical_json(arguments).as_bytes(),
     ))
 }
 
 /// A reason cut to [`MAX_REASON_CHARS`].
-pub fn reason(text: &str) -> String {
+pub(crate) fn reason(text: &str) -> String {
     match text.char_indices().nth(MAX_REASON_CHARS) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),

@@ -6,7 +6,7 @@
 //! plugins folder or the lock changes (`live.rs`); a call keeps the catalog
 //! it started with. Calls themselves go through [`crate::calls`].
 
-pub mod live;
+pub(crate) mod live;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -124,7 +124,7 @@ pub struct Catalog {
 impl Catalog {
     /// Serve every pinned module of `scan`. A module whose schemas cannot be
     /// compiled is left out with a warning; the others are served.
-    pub fn new(scan: &Scan) -> Catalog {
+    pub(crate) fn new(scan: &Scan) -> Catalog {
         let mut modules = BTreeMap::new();
         for file in scan.pinned() {
             let (Some(manifest), Some(prepared)) = (&file.manifest, &file.prepared) else {

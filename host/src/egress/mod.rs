@@ -36,7 +36,6 @@ use url::Url;
 use crate::broker::{Account, Broker};
 use crate::manifest::Injection;
 use crate::runtime::{GuestServices, HttpError, InboundResponse, OutboundRequest};
-pub use address::{AddressClass, classify};
 use address::{CheckedResolver, ForbiddenAddress, refusal};
 use credential::{basic_credentials, inject_credential};
 use policy::Binding;

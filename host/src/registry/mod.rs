@@ -445,7 +445,7 @@ pub fn approve(
 
 /// The module file `name` (declared name or file stem) means: one waiting
 /// for approval if there is one, else the first found.
-pub fn find<'a>(scan: &'a Scan, name: &str, dir: &Path) -> Result<&'a ModuleFile, RegistryError> {
+pub(crate) fn find<'a>(scan: &'a Scan, name: &str, dir: &Path) -> Result<&'a ModuleFile, RegistryError> {
     let candidates: Vec<&ModuleFile> = scan
         .modules
         .iter()
@@ -478,7 +478,7 @@ pub fn find<'a>(scan: &'a Scan, name: &str, dir: &Path) -> Result<&'a ModuleFile
 /// Make the pinned version `name@version` (or the pinned file `name`,
 /// without `.wasm`) the one served; the caller saves the lock. A version may
 /// be given in part: `github@1` is the pinned 1.x.y, if there is one.
-pub fn use_version(lock: &mut Lock, spec: &str) -> Result<LockEntry, RegistryError> {
+pub(crate) fn use_version(lock: &mut Lock, spec: &str) -> Result<LockEntry, RegistryError> {
     let (name, version) = spec.split_once('@').unwrap_or((spec, ""));
     let matching: Vec<&LockEntry> = lock
         .entries()

@@ -347,7 +347,7 @@ impl Runtime {
 
     /// Forget the prepared modules whose sha256 is not in `present` (files
     /// gone from the plugins folder); the disk cache keeps them.
-    pub fn retain_prepared(&self, present: &[&str]) {
+    pub(crate) fn retain_prepared(&self, present: &[&str]) {
         self.compiled.retain(present);
     }
 

@@ -37,12 +37,7 @@
 //!
 //! let config = Config::load(None, &Env::from_process())?;
 //! let server = Server::builder(&config).build().await?;
-//! let call = ToolCall {
-//!     module: "text".into(),
-//!     tool: "count".into(),
-//!     arguments: serde_json::json!({"text": "one two"}),
-//!     account: None,
-//! };
+//! let call = ToolCall::new("text", "count", serde_json::json!({"text": "one two"}));
 //! // The client's name selects its mask, and is what the audit log records.
 //! let output = server
 //!     .calls()

@@ -17,12 +17,7 @@ use tokio_util::sync::CancellationToken;
 use common::{Home, Served, bundled, fixture, test_limits};
 
 fn call(module: &str, tool: &str, arguments: Value) -> ToolCall {
-    ToolCall {
-        module: module.to_owned(),
-        tool: tool.to_owned(),
-        arguments,
-        account: None,
-    }
+    ToolCall::new(module, tool, arguments)
 }
 
 /// Run `call`, cancelling it after `after`; returns the result and how long
@@ -210,12 +205,11 @@ async fn cancelling_a_call_closes_its_request_in_flight() {
     .collect();
     let served = home.server(Default::default(), upstreams).await;
 
-    let fetch = ToolCall {
-        module: "prober".into(),
-        tool: "fetch".into(),
-        arguments: json!({"url": "https://other.test/write"}),
-        account: None,
-    };
+    let fetch = call(
+        "prober",
+        "fetch",
+        json!({"url": "https://other.test/write"}),
+    );
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
     let calls = served.server.calls().clone();

@@ -44,6 +44,18 @@ pub struct ToolCall {
     pub account: Option<String>,
 }
 
+impl ToolCall {
+    /// A call of `module.tool` with `arguments`, for the default account.
+    pub fn new(module: &str, tool: &str, arguments: Value) -> ToolCall {
+        ToolCall {
+            module: module.to_owned(),
+            tool: tool.to_owned(),
+            arguments,
+            account: None,
+        }
+    }
+}
+
 /// Why a call did not produce a result. Its text is written for the model:
 /// it says what was wrong and, where there is one, what to do.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]

@@ -37,12 +37,7 @@ async fn bundled(home: &Path, masks: BTreeMap<String, MaskFile>) -> Server {
 }
 
 fn call(module: &str, tool: &str, arguments: Value) -> ToolCall {
-    ToolCall {
-        module: module.to_owned(),
-        tool: tool.to_owned(),
-        arguments,
-        account: None,
-    }
+    ToolCall::new(module, tool, arguments)
 }
 
 fn records(home: &Path) -> Vec<Value> {

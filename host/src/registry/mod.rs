@@ -445,7 +445,11 @@ pub fn approve(
 
 /// The module file `name` (declared name or file stem) means: one waiting
 /// for approval if there is one, else the first found.
-pub(crate) fn find<'a>(scan: &'a Scan, name: &str, dir: &Path) -> Result<&'a ModuleFile, RegistryError> {
+pub(crate) fn find<'a>(
+    scan: &'a Scan,
+    name: &str,
+    dir: &Path,
+) -> Result<&'a ModuleFile, RegistryError> {
     let candidates: Vec<&ModuleFile> = scan
         .modules
         .iter()

@@ -52,6 +52,7 @@ pub enum ServerError {
 pub struct ServerBuilder<'a> {
     config: &'a Config,
     vault_key: Option<SecretString>,
+    #[cfg(feature = "bench")]
     customize: Option<Box<dyn FnOnce(Runtime) -> Runtime + 'a>>,
 }
 
@@ -88,6 +89,7 @@ impl<'a> ServerBuilder<'a> {
         if let Some(dir) = &config.compiled_cache {
             runtime = runtime.with_compiled_cache(dir);
         }
+        #[cfg(feature = "bench")]
         if let Some(customize) = self.customize {
             runtime = customize(runtime);
         }
@@ -135,6 +137,7 @@ impl Server {
         ServerBuilder {
             config,
             vault_key: None,
+            #[cfg(feature = "bench")]
             customize: None,
         }
     }

@@ -10,15 +10,11 @@ use mcpist::calls::{InvokeError, ToolCall};
 use mcpist::registry::HostRule;
 use mcpist::runtime::{CallError, Limits};
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use common::{Home, Served, bundled, fixture, test_limits};
-
-fn call(module: &str, tool: &str, arguments: Value) -> ToolCall {
-    ToolCall::new(module, tool, arguments)
-}
 
 /// Run `call`, cancelling it after `after`; returns the result and how long
 /// the call took.
@@ -52,15 +48,18 @@ async fn each_way_a_call_ends_is_mapped_to_its_outcome_and_recorded() {
     let never = CancellationToken::new();
     let calls = served.server.calls();
     let cases = [
-        (call("text", "count", json!({"text": "a b"})), "ok"),
+        (ToolCall::new("text", "count", json!({"text": "a b"})), "ok"),
         (
-            call("text", "json_query", json!({"json": "{", "pointer": ""})),
+            ToolCall::new("text", "json_query", json!({"json": "{", "pointer": ""})),
             "tool_error",
         ),
-        (call("text", "count", json!({"txt": "a b"})), "refused"),
-        (call("nope", "count", json!({})), "refused"),
-        (call("hostile", "trap", json!({})), "failed"),
-        (call("hostile", "spin", json!({})), "failed"),
+        (
+            ToolCall::new("text", "count", json!({"txt": "a b"})),
+            "refused",
+        ),
+        (ToolCall::new("nope", "count", json!({})), "refused"),
+        (ToolCall::new("hostile", "trap", json!({})), "failed"),
+        (ToolCall::new("hostile", "spin", json!({})), "failed"),
     ];
     for (call, outcome) in &cases {
         let result = calls.call("stdio", call, &never).await;
@@ -70,7 +69,7 @@ async fn each_way_a_call_ends_is_mapped_to_its_outcome_and_recorded() {
         };
         assert_eq!(label, *outcome, "{}.{}: {result:?}", call.module, call.tool);
     }
-    let sleep = call("hostile", "sleep", json!({"ms": 2000}));
+    let sleep = ToolCall::new("hostile", "sleep", json!({"ms": 2000}));
     let (result, took) = cancelled_after(&served, &sleep, Duration::from_millis(200)).await;
     assert_cancelled(&result);
     assert_eq!(result.unwrap_err().outcome().label(), "cancelled");
@@ -119,13 +118,13 @@ async fn a_cancelled_guest_is_stopped_at_once_and_hands_its_slot_to_the_next_cal
     };
     let home = Home::new(limits);
     let served = home.serve(&[fixture("hostile")]).await;
-    let spin = call("hostile", "spin", json!({}));
+    let spin = ToolCall::new("hostile", "spin", json!({}));
     let (result, took) = cancelled_after(&served, &spin, Duration::from_millis(100)).await;
     assert_cancelled(&result);
     // Stopped at the next epoch tick, not when the CPU limit ran out.
     assert!(took < Duration::from_secs(2), "took {took:?}");
 
-    let echo = call("hostile", "echo", json!({"text": "next"}));
+    let echo = ToolCall::new("hostile", "echo", json!({"text": "next"}));
     let output = served
         .server
         .calls()
@@ -148,12 +147,12 @@ async fn a_call_cancelled_while_waiting_for_a_slot_never_runs() {
     let served = std::sync::Arc::new(home.serve(&[fixture("hostile")]).await);
     let holder = served.clone();
     let busy = tokio::spawn(async move {
-        let sleep = call("hostile", "sleep", json!({"ms": 800}));
+        let sleep = ToolCall::new("hostile", "sleep", json!({"ms": 800}));
         let calls = holder.server.calls();
         calls.call("stdio", &sleep, &CancellationToken::new()).await
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let counter = call("hostile", "counter", json!({}));
+    let counter = ToolCall::new("hostile", "counter", json!({}));
     let (result, took) = cancelled_after(&served, &counter, Duration::from_millis(100)).await;
     assert_cancelled(&result);
     assert!(
@@ -205,7 +204,7 @@ async fn cancelling_a_call_closes_its_request_in_flight() {
     .collect();
     let served = home.server(Default::default(), upstreams).await;
 
-    let fetch = call(
+    let fetch = ToolCall::new(
         "prober",
         "fetch",
         json!({"url": "https://other.test/write"}),

@@ -1,6 +1,7 @@
 """What the end-to-end tests share: where the binary and the repository are,
 running `mcpist` commands, and starting local upstream servers."""
 
+import json
 import os
 import socket
 import subprocess
@@ -81,6 +82,11 @@ def python_upstream(name, tokens):
 
 def text_of(result):
     return "".join(block.text for block in result.content if block.type == "text")
+
+
+def records(home):
+    """The audit log's records, in order."""
+    return [json.loads(line) for line in (home / "audit.log").read_text().splitlines()]
 
 
 def free_port():

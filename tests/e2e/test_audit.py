@@ -10,11 +10,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from support import mcpist, serve, text_of
-
-
-def records(home):
-    return [json.loads(line) for line in (home / "audit.log").read_text().splitlines()]
+from support import mcpist, records, serve, text_of
 
 
 @pytest.mark.anyio

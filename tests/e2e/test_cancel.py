@@ -9,7 +9,6 @@ no answer may come; the audit log records the call as cancelled after the
 time it really ran; and the next call is served normally.
 """
 
-import json
 import queue
 import socket
 import threading
@@ -20,7 +19,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from support import add_client, connect, http_server, mcpist, serve, text_of
+from support import add_client, connect, http_server, mcpist, records, serve, text_of
 
 TOKEN = "ghp_cancel_5555cccc"
 GET_ISSUE = {"module": "github", "tool": "get_issue", "arguments": {"owner": "alice", "repo": "notes", "number": 1}}
@@ -82,10 +81,6 @@ def owner(home, upstream):
     mcpist(home, "plugins", "host", "github", "https://api.github.com", "--allow-private")
     mcpist(home, "account", "add", "github", "personal", stdin=TOKEN + "\n")
     return home
-
-
-def records(home):
-    return [json.loads(line) for line in (home / "audit.log").read_text().splitlines()]
 
 
 async def cancel_a_waiting_call(client, events):

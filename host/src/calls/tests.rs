@@ -36,10 +36,6 @@ async fn bundled(home: &Path, masks: BTreeMap<String, MaskFile>) -> Server {
     Server::builder(&config).build().await.unwrap()
 }
 
-fn call(module: &str, tool: &str, arguments: Value) -> ToolCall {
-    ToolCall::new(module, tool, arguments)
-}
-
 fn records(home: &Path) -> Vec<Value> {
     std::fs::read_to_string(home.join("audit.log"))
         .unwrap()
@@ -61,7 +57,7 @@ async fn a_masked_tool_or_module_is_answered_exactly_like_one_that_does_not_exis
     let never = CancellationToken::new();
     let never = &never;
     let answer = |module: &str, tool: &str| {
-        let call = call(module, tool, json!({"text": "x"}));
+        let call = ToolCall::new(module, tool, json!({"text": "x"}));
         async move { calls.call("phone", &call, never).await.unwrap_err() }
     };
 
@@ -99,7 +95,7 @@ async fn a_masked_tool_or_module_is_answered_exactly_like_one_that_does_not_exis
     );
     assert!(!calls.tools("phone").iter().any(|t| t.name == "hash"));
     // The owner, unmasked, still runs it.
-    let hash = call("text", "hash", json!({"text": "x"}));
+    let hash = ToolCall::new("text", "hash", json!({"text": "x"}));
     assert!(calls.call("stdio", &hash, never).await.is_ok());
 
     // Every refusal is recorded as one, the hidden tool like the missing
@@ -133,7 +129,7 @@ async fn calls_are_refused_with_nothing_run_while_the_audit_log_cannot_be_writte
     let server = bundled(home.path(), BTreeMap::new()).await;
     let calls = server.calls();
     let never = CancellationToken::new();
-    let count = call("text", "count", json!({"text": "one two"}));
+    let count = ToolCall::new("text", "count", json!({"text": "one two"}));
     assert!(calls.call("stdio", &count, &never).await.is_ok());
 
     calls.audit.break_writes();

@@ -104,9 +104,7 @@ impl CallService {
                     version: module.manifest.version.clone(),
                     description: module.manifest.description.clone(),
                     sha256: module.sha256.clone(),
-                    tools: shown_tools(module, &mask)
-                        .map(|t| tool_view(module, t))
-                        .collect(),
+                    tools: tool_views(module, &mask).collect(),
                     accounts: self.service_accounts(module, &mask),
                 })
             })
@@ -119,7 +117,7 @@ impl CallService {
         let catalog = self.catalog.get();
         catalog
             .visible(&mask)
-            .flat_map(|m| shown_tools(m, &mask).map(move |t| tool_view(m, t)))
+            .flat_map(|m| tool_views(m, &mask))
             .collect()
     }
 
@@ -156,14 +154,16 @@ fn shown_tools<'a>(
         .filter(move |t| mask.shows_tool(&module.manifest.name, &t.spec))
 }
 
-fn tool_view(module: &ServedModule, tool: &ServedTool) -> ToolView {
-    ToolView {
+/// The tools of `module` that `mask` shows, as a client may call them.
+fn tool_views<'a>(module: &'a ServedModule, mask: &'a Mask) -> impl Iterator<Item = ToolView> + 'a {
+    let takes_account = !module.policy.services().is_empty();
+    shown_tools(module, mask).map(move |tool| ToolView {
         module: module.manifest.name.clone(),
         name: tool.spec.name.clone(),
         description: tool.spec.description.clone(),
         input_schema: tool.input_schema.clone(),
         output_schema: tool.spec.output_schema.clone(),
         flags: tool.spec.flags,
-        takes_account: !module.policy.services().is_empty(),
-    }
+        takes_account,
+    })
 }

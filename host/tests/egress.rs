@@ -27,6 +27,8 @@ use common::{Home, Served, Upstream, fixture};
 
 const PERSONAL_TOKEN: &str = "ghp_personal_0123456789abcdef";
 const WORK_TOKEN: &str = "ghp_work_fedcba9876543210";
+/// A token with characters JSON and URLs escape.
+const SLASHED_TOKEN: &str = "tok/with/slashes+and=signs";
 
 /// The API the credential is bound to: it echoes the Authorization header it
 /// received (in the body and in a header, as careless APIs do), redirects
@@ -61,6 +63,61 @@ fn service_api() -> Router {
             }),
         )
         .route("/big", get(|| async { "x".repeat(256 * 1024) }))
+        // Careless or hostile variants of the echo: compressed whatever was
+        // asked for, a byte range whatever was asked for, JSON-escaped.
+        .route(
+            "/echo-gzip",
+            get(|headers: HeaderMap| async move {
+                (
+                    [(header::CONTENT_ENCODING, "gzip")],
+                    authorization(&headers),
+                )
+            }),
+        )
+        .route(
+            "/echo-partial",
+            get(|headers: HeaderMap| async move {
+                let echo = authorization(&headers);
+                let half = echo[..echo.len() / 2].to_owned();
+                (
+                    StatusCode::PARTIAL_CONTENT,
+                    [(
+                        header::CONTENT_RANGE,
+                        format!("bytes 0-{}/{}", half.len() - 1, echo.len()),
+                    )],
+                    half,
+                )
+            }),
+        )
+        .route(
+            "/echo-escaped",
+            get(|headers: HeaderMap| async move {
+                let escaped = authorization(&headers).replace('/', "\\/");
+                format!(r#"{{"authorization":"{escaped}"}}"#)
+            }),
+        )
+        // Redirects to `to`, keeping every other query parameter (the
+        // credential among them, when it was injected as one).
+        .route(
+            "/bounce",
+            get(|Query(q): Query<BTreeMap<String, String>>| async move {
+                let kept: String = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(q.iter().filter(|(k, _)| *k != "to"))
+                    .finish();
+                (
+                    StatusCode::FOUND,
+                    [(header::LOCATION, format!("{}?{kept}", q["to"]))],
+                )
+            }),
+        )
+}
+
+fn authorization(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// Any other host: records what reached it.
@@ -85,7 +142,11 @@ impl Probe {
         let service = Upstream::start(service_api()).await;
         let other = Upstream::start(other_api()).await;
         home.serve(&[fixture("prober")]).await;
-        for host in ["https://api.service.test", "https://other.test"] {
+        for host in [
+            "https://api.service.test",
+            "https://other.test",
+            "https://query.service.test",
+        ] {
             home.set_host_rule("prober", host, allow_private());
         }
         // 169.254.169.254 is approved with allow-private too, to show that
@@ -103,6 +164,15 @@ impl Probe {
             .unwrap();
         broker
             .add("svc", "work", Some(SecretString::from(WORK_TOKEN)), false)
+            .await
+            .unwrap();
+        broker
+            .add(
+                "svc",
+                "slashed",
+                Some(SecretString::from(SLASHED_TOKEN)),
+                false,
+            )
             .await
             .unwrap();
         broker
@@ -128,6 +198,7 @@ impl Probe {
         [
             ("https://api.service.test".to_owned(), service.base()),
             ("https://other.test".to_owned(), other.base()),
+            ("https://query.service.test".to_owned(), service.base()),
             // A name that resolves to a loopback address.
             (
                 "https://private.test".to_owned(),
@@ -368,6 +439,102 @@ async fn a_redirect_to_another_host_does_not_carry_the_credential() {
 }
 
 #[tokio::test]
+async fn a_module_cannot_choose_the_encoding_or_a_range_of_a_credentialed_answer() {
+    let probe = Probe::new().await;
+    // Asking for a compressed echo (to inflate it past redaction) or for the
+    // echo in byte ranges (to join the halves) is refused before anything
+    // leaves; TE is a transport header, refused everywhere.
+    for (name, value, refused) in [
+        ("Accept-Encoding", "gzip", "accept-encoding"),
+        ("Range", "bytes=0-12", "range"),
+        ("Range", "bytes=13-", "range"),
+        ("If-Range", "\"etag\"", "if-range"),
+        ("TE", "gzip", "te"),
+    ] {
+        let err = probe
+            .fetch(json!({"url": "https://api.service.test/echo", "headers": {name: value}}))
+            .await
+            .unwrap_err();
+        assert_contains(&err, &[&format!("may not set the {refused} header")]);
+    }
+    assert!(probe.service.seen().is_empty());
+    // A host without a credential may be asked for ranges and encodings.
+    let report = probe
+        .fetch(json!({"url": "https://other.test/", "headers": {"Range": "bytes=0-3"}}))
+        .await
+        .unwrap();
+    assert_eq!(report["status"], 200);
+    // The credentialed request asks for the body as it is.
+    probe.still_serving().await;
+    let seen = probe.service.seen();
+    assert_eq!(seen[0].header("accept-encoding"), Some("identity"));
+}
+
+#[tokio::test]
+async fn an_encoded_or_partial_answer_to_a_credentialed_request_is_refused() {
+    let probe = Probe::new().await;
+    for (path, expected) in [
+        ("/echo-gzip", "Content-Encoding \"gzip\""),
+        ("/echo-partial", "partial response (206)"),
+    ] {
+        let err = probe
+            .fetch(json!({"url": format!("https://api.service.test{path}")}))
+            .await
+            .unwrap_err();
+        assert_contains(&err, &[expected, "credential"]);
+        assert!(!err.contains("ghp_personal"), "{err}");
+    }
+    probe.still_serving().await;
+}
+
+#[tokio::test]
+async fn a_json_escaped_echo_of_the_token_is_redacted() {
+    let probe = Probe::new().await;
+    let report = probe
+        .fetch_as(
+            Some("slashed"),
+            json!({"url": "https://api.service.test/echo-escaped"}),
+        )
+        .await
+        .unwrap();
+    let body = report["body"].as_str().unwrap();
+    assert!(body.contains("[REDACTED]"), "{body}");
+    for fragment in ["with", "slashes", "signs"] {
+        assert!(!body.contains(fragment), "{fragment} leaked: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_query_credential_does_not_follow_a_redirect_to_an_unbound_host() {
+    let probe = Probe::new().await;
+    let to = format!("{}/landing", probe.other.base());
+    let err = probe
+        .fetch(json!({"url": format!("https://query.service.test/bounce?to={to}")}))
+        .await
+        .unwrap_err();
+    assert_contains(&err, &["carries the credential", "https://other.test"]);
+    assert!(!err.contains(PERSONAL_TOKEN), "{err}");
+    assert!(
+        probe.other.seen().is_empty(),
+        "the secret reached other.test"
+    );
+    // The credential reached the bound host as a query parameter, redacted
+    // from what the module sees.
+    let seen = probe.service.seen();
+    assert!(
+        seen[0].uri.contains("api_key=ghp_personal"),
+        "{}",
+        seen[0].uri
+    );
+    // A redirect within the bound host keeps working.
+    let report = probe
+        .fetch(json!({"url": "https://query.service.test/bounce?to=/echo"}))
+        .await
+        .unwrap();
+    assert_eq!(report["status"], 200);
+}
+
+#[tokio::test]
 async fn a_module_cannot_set_credential_headers_for_a_bound_host() {
     let probe = Probe::new().await;
     for (name, value) in [
@@ -408,7 +575,10 @@ async fn another_services_account_or_an_unknown_account_is_refused() {
         )
         .await
         .unwrap_err();
-    assert_contains(&err, &["no `svc` account named `team`", "personal, work"]);
+    assert_contains(
+        &err,
+        &["no `svc` account named `team`", "personal, slashed, work"],
+    );
     let err = probe
         .fetch_as(
             Some("nobody"),
@@ -454,12 +624,41 @@ async fn methods_and_paths_are_limited_to_the_owners_rule() {
         .await
         .unwrap_err();
     assert_contains(&err, &["/redirect", "mcpist plugins host"]);
-    // `..` cannot climb out of an allowed prefix.
+    // `..` cannot climb out of an allowed prefix, plain or encoded for a
+    // server that decodes before it normalises.
     let err = probe
         .fetch(json!({"url": "https://api.service.test/echo/../redirect?to=/echo"}))
         .await
         .unwrap_err();
     assert_contains(&err, &["/redirect"]);
+    for path in [
+        "/echo/..%2fredirect",
+        "/echo/%2e%2e%2Fredirect",
+        "/echo/%2E%2E/redirect",
+        "/echo/..%5credirect",
+        "/echo/..\\redirect",
+    ] {
+        let err = probe
+            .fetch(json!({"url": format!("https://api.service.test{path}?to=/echo")}))
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("encoded slash") || err.contains("outside the prefixes"),
+            "{path}: {err}"
+        );
+    }
+    // A method override cannot turn an allowed GET into a DELETE.
+    for name in [
+        "X-HTTP-Method-Override",
+        "X-HTTP-Method",
+        "X-Method-Override",
+    ] {
+        let err = probe
+            .fetch(json!({"url": "https://api.service.test/echo", "headers": {name: "DELETE"}}))
+            .await
+            .unwrap_err();
+        assert_contains(&err, &["may not set the", "method rule"]);
+    }
     assert!(probe.service.seen().is_empty());
     probe.still_serving().await;
 }

@@ -33,13 +33,19 @@ fn classify_v4(ip: Ipv4Addr) -> AddressClass {
     use AddressClass::*;
     let [a, b, c, d] = ip.octets();
     match (a, b, c, d) {
-        (169, 254, 169, 254) | (169, 254, 170, 2) | (100, 100, 100, 200) => Metadata,
+        // AWS (IMDS, ECS task and EKS Pod Identity), Alibaba, Oracle Cloud.
+        (169, 254, 169, 254)
+        | (169, 254, 170, 2)
+        | (169, 254, 170, 23)
+        | (100, 100, 100, 200)
+        | (192, 0, 0, 192) => Metadata,
         _ if ip.is_loopback() => Private("a loopback address"),
         _ if ip.is_unspecified() || a == 0 => Private("an unspecified address"),
         _ if ip.is_private() => Private("a private network address"),
         _ if ip.is_link_local() => Private("a link-local address"),
         (100, 64..=127, _, _) => Private("a carrier-grade NAT address"),
         (192, 0, 0, _) | (198, 18..=19, _, _) => Private("a reserved address"),
+        (192, 0, 2, _) | (198, 51, 100, _) | (203, 0, 113, _) => Private("a documentation address"),
         _ if ip.is_broadcast() || ip.is_multicast() || a >= 240 => {
             Private("a broadcast, multicast or reserved address")
         }
@@ -49,23 +55,44 @@ fn classify_v4(ip: Ipv4Addr) -> AddressClass {
 
 fn classify_v6(ip: Ipv6Addr) -> AddressClass {
     use AddressClass::*;
-    if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+    // AWS IMDS and EKS Pod Identity over IPv6.
+    if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        || ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23)
+    {
         return Metadata;
     }
-    // Addresses that embed an IPv4 address are judged by it.
+    let segments = ip.segments();
+    let v4_at = |high: u16, low: u16| {
+        let [a, b] = high.to_be_bytes();
+        let [c, d] = low.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
+    // Addresses that embed an IPv4 address are judged by it: mapped
+    // (::ffff:a.b.c.d), compatible (::a.b.c.d), NAT64 (64:ff9b::/96),
+    // 6to4 (2002::/16) and Teredo (2001::/32, the client address inverted).
     if let Some(v4) = ip.to_ipv4_mapped() {
         return classify_v4(v4);
     }
-    let segments = ip.segments();
+    if segments[..6] == [0; 6] && !ip.is_loopback() && !ip.is_unspecified() {
+        return classify_v4(v4_at(segments[6], segments[7]));
+    }
     if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let [a, b] = segments[6].to_be_bytes();
-        let [c, d] = segments[7].to_be_bytes();
-        return classify_v4(Ipv4Addr::new(a, b, c, d));
+        return classify_v4(v4_at(segments[6], segments[7]));
     }
     if segments[0] == 0x2002 {
-        let [a, b] = segments[1].to_be_bytes();
-        let [c, d] = segments[2].to_be_bytes();
-        return classify_v4(Ipv4Addr::new(a, b, c, d));
+        return classify_v4(v4_at(segments[1], segments[2]));
+    }
+    if segments[..2] == [0x2001, 0] {
+        return classify_v4(v4_at(!segments[6], !segments[7]));
+    }
+    if segments[..3] == [0x64, 0xff9b, 1] {
+        return Private("a local-use NAT64 address");
+    }
+    if segments[0] == 0x2001 && segments[1] == 0x0db8 {
+        return Private("a documentation address");
+    }
+    if segments[0] & 0xffc0 == 0xfec0 {
+        return Private("a site-local address");
     }
     if ip.is_loopback() {
         Private("a loopback address")
@@ -82,9 +109,21 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
     }
 }
 
+/// Whether `ip` is one of this machine's own interface addresses: a public
+/// address of the host itself reaches every service listening on all
+/// interfaces, which is the owner's own network however it is routed.
+fn is_own_address(ip: IpAddr) -> bool {
+    if_addrs::get_if_addrs()
+        .map(|interfaces| interfaces.iter().any(|i| i.ip() == ip))
+        .unwrap_or(false)
+}
+
 /// Why an address may not be connected to, or `None` when it may.
 pub fn refusal(ip: IpAddr, allow_private: bool) -> Option<String> {
     match classify(ip) {
+        AddressClass::Public if !allow_private && is_own_address(ip) => {
+            Some(format!("{ip} is an address of this machine"))
+        }
         AddressClass::Public => None,
         AddressClass::Private(_) if allow_private => None,
         AddressClass::Private(what) => Some(format!("{ip} is {what}")),
@@ -159,10 +198,28 @@ mod tests {
             "64:ff9b::a00:1",
             "2002:c0a8:101::1",
             "224.0.0.1",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "2001:db8::1",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b:1::a00:1",
+            "fec0::1",
+            // Teredo with client 127.0.0.1 (inverted: 80ff:fffe).
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
         ] {
             assert!(matches!(class(ip), AddressClass::Private(_)), "{ip}");
         }
-        for ip in ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254"] {
+        for ip in [
+            "169.254.169.254",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+            "169.254.170.23",
+            "fd00:ec2::23",
+            "192.0.0.192",
+            "::169.254.169.254",
+        ] {
             assert_eq!(class(ip), AddressClass::Metadata, "{ip}");
         }
         for ip in ["140.82.112.6", "1.1.1.1", "2606:4700::1111"] {
@@ -170,5 +227,19 @@ mod tests {
         }
         assert!(refusal("169.254.169.254".parse().unwrap(), true).is_some());
         assert!(refusal("127.0.0.1".parse().unwrap(), true).is_none());
+    }
+
+    #[test]
+    fn the_machines_own_addresses_are_refused_without_allow_private() {
+        let own: Vec<IpAddr> = if_addrs::get_if_addrs()
+            .unwrap()
+            .iter()
+            .map(|i| i.ip())
+            .collect();
+        for ip in own {
+            let reason = refusal(ip, false).unwrap_or_else(|| panic!("{ip} was allowed"));
+            assert!(reason.contains(&ip.to_string()), "{reason}");
+            assert!(refusal(ip, true).is_none() || classify(ip) == AddressClass::Metadata);
+        }
     }
 }

@@ -169,6 +169,12 @@ const TRANSPORT_HEADERS: &[&str] = &[
     "proxy-connection",
 ];
 
+/// Headers that choose how an answer is encoded or cut: refused from a
+/// module for hosts with a credential binding, since a compressed or
+/// partial echo of the credential would pass redaction (`TE` is a
+/// transport header, refused for every host).
+const ENCODING_HEADERS: &[&str] = &["accept-encoding", "range", "if-range"];
+
 /// Headers that carry credentials: refused from a module for hosts with a
 /// credential binding, and dropped when a redirect changes origin.
 const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
@@ -254,6 +260,8 @@ struct Hop {
     /// False once a redirect left the first origin: credential headers the
     /// module set do not follow it there.
     keep_credential_headers: bool,
+    /// True for the module's own request, false for a redirect's hop.
+    from_module: bool,
 }
 
 #[async_trait]
@@ -308,13 +316,22 @@ impl CallEgress {
         request: OutboundRequest,
     ) -> Result<InboundResponse, EgressError> {
         let (mut hop, module_headers) = self.check_request(request)?;
+        // Whether any hop so far carried the owner's credential: the answer
+        // to such a request may echo it, so it must come back in a form the
+        // redactor can see whole.
+        let mut credentialed = false;
         for _ in 0..=self.egress.settings.max_redirects {
             let grant = self
                 .policy
                 .check(hop.method.as_str(), &hop.url)
                 .map_err(EgressError::Denied)?;
+            grant
+                .check_headers(&self.policy.module, &module_headers)
+                .map_err(EgressError::Denied)?;
             let (allow_private, declared) = (grant.rule.allow_private, grant.declared.clone());
-            let (physical, headers) = self.prepare(&hop, &module_headers).await?;
+            self.refuse_secret_in_unbound_url(&hop.url)?;
+            let (physical, headers, injected) = self.prepare(&hop, &module_headers).await?;
+            credentialed |= injected;
             if let Some(reason) = literal_address_refusal(&physical, allow_private) {
                 return Err(self.private_refusal(&hop.url, &declared, &reason));
             }
@@ -325,6 +342,9 @@ impl CallEgress {
                 Some(next) => hop = next,
                 None => {
                     let origin = hop.url.origin().ascii_serialization();
+                    if credentialed {
+                        refuse_encoded_answer(&response, &origin)?;
+                    }
                     return self.read(response, &origin).await;
                 }
             }
@@ -381,22 +401,45 @@ impl CallEgress {
             url,
             body: request.body,
             keep_credential_headers: true,
+            from_module: true,
         };
         Ok((hop, headers))
     }
 
+    /// Step 2b, before a hop to a host the credential is not bound to: the
+    /// URL must not carry the secret in any form the redactor knows (a
+    /// bound host's redirect that keeps a credential query string).
+    fn refuse_secret_in_unbound_url(&self, url: &Url) -> Result<(), EgressError> {
+        if self.policy.binding_for(url).is_none() && self.redactor.contains(url.as_str().as_bytes())
+        {
+            return Err(EgressError::Denied(format!(
+                "refused to follow a redirect to {}: the URL carries the credential of a host it is not bound to",
+                url.origin().ascii_serialization()
+            )));
+        }
+        Ok(())
+    }
+
     /// Step 3, prepare headers and credential: the module's headers (never
-    /// a credential header for a bound host), then the credential the
-    /// binding names, on the URL the request really goes to.
+    /// a credential header, nor a choice of encoding or byte range, for a
+    /// bound host), then the credential the binding names, on the URL the
+    /// request really goes to. Returns whether a credential was attached.
     async fn prepare(
         &mut self,
         hop: &Hop,
         module_headers: &[(HeaderName, HeaderValue)],
-    ) -> Result<(Url, HeaderMap), EgressError> {
+    ) -> Result<(Url, HeaderMap, bool), EgressError> {
         let policy = self.policy.clone();
         let binding = policy.binding_for(&hop.url);
         let mut headers = HeaderMap::new();
         for (name, value) in module_headers {
+            if binding.is_some() && ENCODING_HEADERS.contains(&name.as_str()) {
+                return Err(EgressError::Denied(format!(
+                    "module `{}` may not set the {name} header for {}: the host carries its credential, and an answer in another encoding or in byte ranges could hide it from redaction",
+                    self.policy.module,
+                    hop.url.origin().ascii_serialization()
+                )));
+            }
             if !is_credential_header(name, binding) {
                 headers.append(name.clone(), value.clone());
             } else if binding.is_some() {
@@ -410,15 +453,25 @@ impl CallEgress {
             if let Injection::Query { param } = &binding.inject
                 && hop.url.query_pairs().any(|(k, _)| k == param.as_str())
             {
-                return Err(self.refuse_module_credential(
-                    &format!("the query parameter {param:?}"),
-                    &hop.url,
-                ));
+                if hop.from_module {
+                    return Err(self.refuse_module_credential(
+                        &format!("the query parameter {param:?}"),
+                        &hop.url,
+                    ));
+                }
+                // A redirect within the bound hosts that kept the query
+                // string: the host attaches the credential afresh.
+                remove_query_param(&mut physical, param);
             }
             let secret = self.secret(&binding.service, &binding.inject).await?;
             inject_credential(&binding.inject, secret, &mut headers, &mut physical)?;
+            // Ask for the body as it is, so any echo is redacted whole.
+            headers.insert(
+                reqwest::header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
         }
-        Ok((physical, headers))
+        Ok((physical, headers, binding.is_some()))
     }
 
     /// Step 5, send and record: one request on the shared client for its
@@ -497,6 +550,7 @@ impl CallEgress {
                 hop.method.clone()
             },
             body: if to_get { None } else { hop.body.clone() },
+            from_module: false,
             keep_credential_headers: hop.keep_credential_headers
                 && url.origin() == hop.url.origin(),
             url,
@@ -522,9 +576,7 @@ impl CallEgress {
                 .await
                 .map_err(|e| EgressError::Failed(e.to_string()))?;
             let raw = secret.expose_secret();
-            self.redactor.add(raw.as_bytes());
-            let encoded: String = url::form_urlencoded::byte_serialize(raw.as_bytes()).collect();
-            self.redactor.add(encoded.as_bytes());
+            self.redactor.add_secret(raw);
             if let Injection::Basic { username } = inject {
                 self.redactor
                     .add(basic_credentials(username, raw).as_bytes());
@@ -635,6 +687,43 @@ fn literal_address_refusal(physical: &Url, allow_private: bool) -> Option<String
     };
     let ip = host.trim_matches(['[', ']']).parse().ok()?;
     refusal(ip, allow_private)
+}
+
+fn remove_query_param(url: &mut Url, param: &str) {
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != param)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(kept);
+    }
+}
+
+/// The answer to a request that carried the credential must be whole and
+/// unencoded, as asked for: a partial (206) or compressed answer could hold
+/// an echo of the secret that redaction cannot see.
+fn refuse_encoded_answer(response: &reqwest::Response, origin: &str) -> Result<(), EgressError> {
+    if response.status() == StatusCode::PARTIAL_CONTENT {
+        return Err(EgressError::Failed(format!(
+            "{origin} answered a request that carried the credential with a partial response (206), which the host does not pass on"
+        )));
+    }
+    let encoded = response
+        .headers()
+        .get_all(reqwest::header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"));
+    if let Some(coding) = encoded {
+        return Err(EgressError::Failed(format!(
+            "{origin} answered a request that carried the credential with Content-Encoding {coding:?} although the host asked for identity; the host does not pass on encoded answers to credentialed requests"
+        )));
+    }
+    Ok(())
 }
 
 fn is_redirect(status: StatusCode) -> bool {

@@ -20,6 +20,47 @@ pub struct Grant {
     pub rule: HostRule,
 }
 
+/// Headers that ask a server to treat a request as another method: under a
+/// method rule they would turn an allowed `POST` into a `DELETE`.
+const METHOD_OVERRIDE_HEADERS: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+impl Grant {
+    /// The module's headers under this grant's rule: no method override
+    /// where a method rule applies.
+    pub fn check_headers(
+        &self,
+        module: &str,
+        headers: &[(reqwest::header::HeaderName, reqwest::header::HeaderValue)],
+    ) -> Result<(), String> {
+        if self.rule.methods.is_empty() {
+            return Ok(());
+        }
+        match headers
+            .iter()
+            .find(|(name, _)| METHOD_OVERRIDE_HEADERS.contains(&name.as_str()))
+        {
+            Some((name, _)) => Err(format!(
+                "module `{module}` may not set the {name} header for {}: a method rule applies there (allowed: {})",
+                self.declared,
+                self.rule.methods.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether a path holds an encoded separator or dot (`%2f`, `%5c`, `%2e`,
+/// any case) or a backslash: a server that decodes before it normalises
+/// would resolve `/public/..%2fsecret` outside `/public/`.
+fn has_encoded_structure(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    path.contains('\\') || ["%2f", "%5c", "%2e"].iter().any(|e| lower.contains(e))
+}
+
 /// One credential binding: whose secret goes to which hosts, and how.
 #[derive(Debug)]
 pub struct Binding {
@@ -122,6 +163,15 @@ impl ModulePolicy {
                 grant.declared
             ));
         }
+        if !rule.paths.is_empty() && has_encoded_structure(url.path()) {
+            return Err(format!(
+                "path {} of {} holds an encoded slash, backslash or dot, which could leave the prefixes allowed for module `{}` ({}) on a server that decodes it",
+                url.path(),
+                grant.declared,
+                self.module,
+                rule.paths.join(", ")
+            ));
+        }
         if !rule.paths.is_empty()
             && !rule
                 .paths
@@ -200,6 +250,41 @@ mod tests {
             .check("GET", &url("https://api.github.com/repos/../user"))
             .unwrap_err();
         assert!(err.contains("path /user"), "{err}");
+        // Encoded separators and dots cannot leave the prefix.
+        for path in [
+            "/repos/..%2fuser",
+            "/repos/%2e%2e%2Fuser",
+            "/repos/%2E%2E/user",
+            "/repos/..%5Cuser",
+        ] {
+            let err = p
+                .check("GET", &url(&format!("https://api.github.com{path}")))
+                .unwrap_err();
+            // (The URL parser already resolves `%2e%2e` as `..`.)
+            assert!(
+                err.contains("encoded slash") || err.contains("outside the prefixes"),
+                "{path}: {err}"
+            );
+        }
+        // No method override where a method rule applies.
+        let grant = p
+            .check("GET", &url("https://api.github.com/repos/a/b"))
+            .unwrap();
+        let header = |name: &'static str| {
+            vec![(
+                reqwest::header::HeaderName::from_static(name),
+                reqwest::header::HeaderValue::from_static("DELETE"),
+            )]
+        };
+        for name in [
+            "x-http-method-override",
+            "x-http-method",
+            "x-method-override",
+        ] {
+            let err = grant.check_headers("github", &header(name)).unwrap_err();
+            assert!(err.contains(name), "{err}");
+        }
+        assert!(grant.check_headers("github", &header("x-other")).is_ok());
         // Rules apply per host.
         assert!(
             p.check("POST", &url("https://raw.githubusercontent.com/x"))

@@ -28,6 +28,40 @@ impl Redactor {
         }
     }
 
+    /// Register `secret` in every form an upstream could plausibly echo it
+    /// in: as sent, URL-encoded (form and path style), and JSON-escaped
+    /// (with and without `\/`, or `\u002f`, for a slash). A module that
+    /// could ask for another encoding of the echo (compressed, in byte
+    /// ranges) is stopped before the request leaves; see `egress`.
+    pub fn add_secret(&mut self, secret: &str) {
+        self.add(secret.as_bytes());
+        let form: Zeroizing<String> =
+            Zeroizing::new(url::form_urlencoded::byte_serialize(secret.as_bytes()).collect());
+        self.add(form.as_bytes());
+        let percent: Zeroizing<String> = Zeroizing::new(
+            percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+        );
+        self.add(percent.as_bytes());
+        let json = Zeroizing::new(serde_json::to_string(secret).unwrap_or_default());
+        let json = json
+            .get(1..json.len().saturating_sub(1))
+            .unwrap_or_default();
+        self.add(json.as_bytes());
+        if json.contains('/') {
+            self.add(Zeroizing::new(json.replace('/', "\\/")).as_bytes());
+            self.add(Zeroizing::new(json.replace('/', "\\u002f")).as_bytes());
+            self.add(Zeroizing::new(json.replace('/', "\\u002F")).as_bytes());
+        }
+    }
+
+    /// Whether `data` holds any registered form of a secret.
+    pub fn contains(&self, data: &[u8]) -> bool {
+        self.needles
+            .iter()
+            .any(|n| memchr::memmem::find(data, n).is_some())
+    }
+
     pub fn bytes(&self, data: Vec<u8>) -> Vec<u8> {
         let mut data = data;
         for needle in &self.needles {
@@ -72,5 +106,28 @@ mod tests {
         r.add(b"ab");
         let out = r.text("auth=Bearer tok-123; again tok-123tok-123; ab stays");
         assert_eq!(out, "auth=[REDACTED]; again [REDACTED][REDACTED]; ab stays");
+    }
+
+    #[test]
+    fn escaped_echoes_of_a_secret_are_replaced() {
+        let mut r = Redactor::default();
+        r.add_secret("ab/cd+ef\"gh");
+        for echo in [
+            r#"{"auth":"ab\/cd+ef\"gh"}"#,
+            r#"{"auth":"ab/cd+ef\"gh"}"#,
+            r#"{"auth":"ab\u002fcd+ef\"gh"}"#,
+            "q=ab%2Fcd%2Bef%22gh",
+            "q=ab%2Fcd%2Bef%22gh",
+            "raw ab/cd+ef\"gh",
+        ] {
+            let out = r.text(echo);
+            assert!(out.contains(MARKER), "{echo} -> {out}");
+            assert!(
+                !out.contains("cd+ef") && !out.contains("cd%2Bef"),
+                "{echo} -> {out}"
+            );
+            assert!(r.contains(echo.as_bytes()), "{echo}");
+        }
+        assert!(!r.contains(b"nothing here"));
     }
 }

@@ -237,6 +237,15 @@ pub struct Config {
     pub compiled_cache: Option<PathBuf>,
 }
 
+impl Config {
+    /// The key that proves compiled-cache entries were written by this
+    /// user's mcpist: in the data folder, outside the cache folder and
+    /// outside `plugins/`.
+    pub fn compiled_cache_key(&self) -> PathBuf {
+        self.home.join("compiled-cache.key")
+    }
+}
+
 /// The Streamable HTTP endpoint (`mcpist serve --http`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServeSettings {

@@ -87,7 +87,7 @@ impl<'a> ServerBuilder<'a> {
         let config = self.config;
         let mut runtime = Runtime::new(config.limits)?;
         if let Some(dir) = &config.compiled_cache {
-            runtime = runtime.with_compiled_cache(dir);
+            runtime = runtime.with_compiled_cache(dir, &config.compiled_cache_key());
         }
         #[cfg(feature = "bench")]
         if let Some(customize) = self.customize {

@@ -300,7 +300,7 @@ fn run_with(customize: fn(ServerBuilder<'_>) -> ServerBuilder<'_>) -> anyhow::Re
 fn runtime(config: &Config) -> anyhow::Result<Runtime> {
     let runtime = Runtime::new(config.limits)?;
     Ok(match &config.compiled_cache {
-        Some(dir) => runtime.with_compiled_cache(dir),
+        Some(dir) => runtime.with_compiled_cache(dir, &config.compiled_cache_key()),
         None => runtime,
     })
 }

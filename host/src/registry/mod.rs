@@ -200,6 +200,13 @@ pub async fn scan(
             .map(|m| m.sha256.as_str())
             .collect::<Vec<_>>(),
     );
+    runtime.evict_unpinned(
+        &lock
+            .entries()
+            .iter()
+            .map(|e| e.sha256.as_str())
+            .collect::<Vec<_>>(),
+    );
     choose_versions(&mut modules, lock);
     guard(&mut modules, lock, guards);
 
@@ -247,8 +254,14 @@ async fn examine(runtime: &Runtime, path: &Path, lock: &Lock) -> ModuleFile {
     };
 
     // Compile and describe in the sandbox, so that list and approve can show
-    // what the module declares. Only pinned modules keep their compiled form.
-    let described = match runtime.prepare(&bytes, &module.sha256) {
+    // what the module declares. Only pinned modules keep their compiled form,
+    // in memory and on disk.
+    let prepared = if module.state == ModuleState::Pinned {
+        runtime.prepare_pinned(&bytes, &module.sha256)
+    } else {
+        runtime.prepare(&bytes, &module.sha256)
+    };
+    let described = match prepared {
         Ok(prepared) => runtime
             .describe(&prepared, &file)
             .await

@@ -315,20 +315,43 @@ impl Runtime {
         .await
     }
 
-    /// Keep compiled modules in `dir` across starts.
-    pub fn with_compiled_cache(mut self, dir: &Path) -> Runtime {
-        self.compiled.on_disk = Some(DiskCache::new(dir));
+    /// Keep the compiled form of pinned modules in `dir` across starts,
+    /// each entry proven by a MAC keyed by the secret in `key_file` (created
+    /// if missing; it must not be inside `dir`).
+    pub fn with_compiled_cache(mut self, dir: &Path, key_file: &Path) -> Runtime {
+        self.compiled.on_disk = Some(DiskCache::new(dir, key_file));
         self
     }
 
     /// Compile a component and resolve its imports, once per `sha256` (the
     /// hash of `bytes`): from memory if this runtime prepared it before,
-    /// else from the disk cache if there is one, else with Cranelift.
+    /// else with Cranelift. Never kept on disk: see [`Runtime::prepare_pinned`].
     pub fn prepare(&self, bytes: &[u8], sha256: &str) -> Result<PreparedModule, RuntimeError> {
+        self.prepare_with(bytes, sha256, false)
+    }
+
+    /// [`Runtime::prepare`] for a module the owner approved: its compiled
+    /// form is also read from and kept in the disk cache, if there is one.
+    /// Only approved code is kept, so a writer of `plugins/` cannot fill
+    /// the disk with the compiled forms of files nobody approved.
+    pub fn prepare_pinned(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<PreparedModule, RuntimeError> {
+        self.prepare_with(bytes, sha256, true)
+    }
+
+    fn prepare_with(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+        persist: bool,
+    ) -> Result<PreparedModule, RuntimeError> {
         if let Some(prepared) = self.compiled.get(sha256) {
             return Ok(prepared);
         }
-        let on_disk = self.compiled.on_disk.as_ref();
+        let on_disk = self.compiled.on_disk.as_ref().filter(|_| persist);
         let component = match on_disk.and_then(|cache| cache.load(&self.engine, sha256)) {
             Some(component) => component,
             None => {
@@ -349,6 +372,14 @@ impl Runtime {
     /// gone from the plugins folder); the disk cache keeps them.
     pub(crate) fn retain_prepared(&self, present: &[&str]) {
         self.compiled.retain(present);
+    }
+
+    /// Remove from the disk cache every entry that is not the compiled form
+    /// of a module in `pinned` (sha256s pinned in the lock).
+    pub(crate) fn evict_unpinned(&self, pinned: &[&str]) {
+        if let Some(cache) = &self.compiled.on_disk {
+            cache.evict_except(&self.engine, pinned);
+        }
     }
 
     fn link(&self, component: &Component) -> Result<PreparedModule, RuntimeError> {

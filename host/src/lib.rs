@@ -68,3 +68,4 @@ pub mod policy;
 pub mod registry;
 pub mod runtime;
 pub mod server;
+pub(crate) mod untrusted_text;

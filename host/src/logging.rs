@@ -30,9 +30,12 @@ pub fn init(level: &str, file: Option<&Path>) -> anyhow::Result<()> {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match file {
         Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            // The log may name modules, clients and hosts: the owner's alone.
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(path)
                 .map_err(|e| anyhow::anyhow!("cannot open log file {}: {e}", path.display()))?;
             builder
@@ -48,11 +51,23 @@ pub fn init(level: &str, file: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Targets that log content verbatim at debug level: the MCP library every
+/// request's arguments and every result (what the owner's tools read and
+/// wrote), WASI every byte a guest writes to stdout or stderr, before the
+/// host redacts and escapes it. They stay at `info` unless the filter names
+/// them (`MCPIST_LOG=debug,rmcp=debug`).
+const CONTENT_TARGETS: &[&str] = &["rmcp", "wasmtime_wasi"];
+
 fn filter(directive: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
     let mut filter = EnvFilter::try_new(directive)?;
     for target in COMPILER_TARGETS {
         if !directive.contains(target) {
             filter = filter.add_directive(format!("{target}=warn").parse()?);
+        }
+    }
+    for target in CONTENT_TARGETS {
+        if !directive.contains(target) {
+            filter = filter.add_directive(format!("{target}=info").parse()?);
         }
     }
     Ok(filter)

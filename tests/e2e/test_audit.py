@@ -176,3 +176,35 @@ async def test_calls_are_refused_while_the_audit_log_cannot_be_written(home):
     tail = [(r["outcome"], "audit log cannot be written" in r.get("reason", "")) for r in records(home)[-2:]]
     assert tail == [("refused", True), ("ok", False)]
     assert mcpist(home, "audit", "verify", check=False).returncode == 0
+
+
+@pytest.mark.anyio
+async def test_a_hostile_name_cannot_break_the_log_or_the_owners_terminal(home):
+    """A client sends a 300 KB module name, and names with terminal escapes,
+    forged newlines and bidi controls: the log stays small and opens at the
+    next start, and `audit tail` shows the characters instead of obeying
+    them."""
+    huge = "m" * (300 * 1024)
+    forged = "x\x1b[2J\x1b]0;pwned\x07\n2026-01-01  stdio  text.count  ok\u202etxt"
+    async with Client(serve(home)) as client:
+        for module in (huge, forged):
+            refused = await client.call_tool("call_module_tool", {"module": module, "tool": forged})
+            assert refused.is_error
+    log = (home / "audit.log").read_text()
+    assert len(log) < 8_000, len(log)
+    assert hashlib.sha256(huge.encode()).hexdigest() in records(home)[0]["module"]
+    # The next start opens the log and the chain goes on.
+    async with Client(serve(home)) as client:
+        ok = await client.call_tool("call_module_tool", {"module": "text", "tool": "count", "arguments": {"text": "a"}})
+        assert not ok.is_error
+    assert "intact" in mcpist(home, "audit", "verify").stdout
+    for args in (["audit", "tail"], ["audit", "tail", "--json"]):
+        out = mcpist(home, *args).stdout
+        assert len(out.splitlines()) == 3, out
+        assert all(ch not in out for ch in "\x1b\x07\u202e"), repr(out)
+    plain = mcpist(home, "audit", "tail").stdout
+    assert "\\u{1b}[2J" in plain and "\\u{202e}" in plain
+    as_json = mcpist(home, "audit", "tail", "--json").stdout.splitlines()
+    assert json.loads(as_json[1])["module"] == forged
+    # The owner's audit trail and data folder are theirs alone.
+    assert (home / "audit.log").stat().st_mode & 0o777 == 0o600

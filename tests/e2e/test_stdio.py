@@ -168,7 +168,8 @@ async def test_a_hostile_module_cannot_break_the_session(home):
     if not HOSTILE.is_file():
         pytest.fail(f"{HOSTILE} is missing: run `cargo xtask build-fixtures`")
     shutil.copy(HOSTILE, home / "plugins" / "hostile.wasm")
-    (home / "mcpist.toml").write_text("[limits]\ncpu_ms = 300\n")
+    host_log = home / "host.log"
+    (home / "mcpist.toml").write_text(f"[limits]\ncpu_ms = 300\n[log]\nfile = {json.dumps(str(host_log))}\n")
     approve = subprocess.run(
         [str(BINARY), "--plugins-dir", str(home / "plugins"), "--lock", str(home / "registry.lock"),
          "plugins", "approve", "hostile", "--yes"],
@@ -187,5 +188,18 @@ async def test_a_hostile_module_cannot_break_the_session(home):
         assert trap.is_error and "module `hostile` crashed" in text_of(trap)
         spin = await call("spin")
         assert spin.is_error and "ran out of CPU time" in text_of(spin)
+        # A 30 MiB error comes back cut; forged log lines stay inside the
+        # module's own line, escaped.
+        forge = await call("forge", {"mib": 30})
+        assert forge.is_error and "[cut: the module's error was 31457280 bytes]" in text_of(forge)
+        assert len(text_of(forge)) < 20_000
         echo = await call("echo", {"text": "still here"})
         assert not echo.is_error and text_of(echo) == "still here"
+    log = host_log.read_text()
+    assert "FORGED" in log
+    for line in log.splitlines():
+        assert "FORGED" not in line or "mcpist::guest" in line, line
+        assert "\x1b" not in line and "\u202e" not in line, line
+    assert "\\u{1b}[2J" in log and "\\u{202e}" in log
+    # The host's log is the owner's alone.
+    assert host_log.stat().st_mode & 0o777 == 0o600

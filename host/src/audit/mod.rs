@@ -30,13 +30,25 @@ pub use verify::{Problem, Report, verify};
 /// `prev` of the first line.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Longest line `open` expects; the tail of the file is read in one piece of
-/// this size to find the last line. Lines are far shorter: reasons are cut
-/// to [`MAX_REASON_CHARS`] and a call makes at most a few dozen requests.
-const TAIL_WINDOW: u64 = 256 * 1024;
+/// The first window `open` reads from the end of the file to find the last
+/// line; it grows until the line fits. Lines are far shorter: names,
+/// reasons and arguments are bounded, and a call makes at most a few dozen
+/// requests.
+const TAIL_WINDOW: u64 = 64 * 1024;
 
 /// Refusal and error texts are kept to this many characters.
 pub const MAX_REASON_CHARS: usize = 2000;
+
+/// Client-supplied names (client, module, tool, account) longer than this
+/// are recorded as a prefix and their sha256: valid names are at most 64
+/// characters, and one call must not be able to write a line so long that
+/// every later reader struggles with it.
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// Recorded arguments (`[audit] arguments = true`) whose canonical JSON is
+/// longer than this are recorded as a prefix; `arguments_sha256` always
+/// covers them whole.
+pub const MAX_ARGUMENTS_BYTES: usize = 16 * 1024;
 
 /// When a line is flushed to the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -189,48 +201,34 @@ impl AuditLog {
             source,
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(open_error)?;
+            crate::atomic_file::create_private_dir(parent).map_err(open_error)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(open_error)?;
+        // The trail is the owner's: other local users may not read it.
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(open_error)?
+        };
         let len = file.metadata().map_err(open_error)?.len();
-        let start = len.saturating_sub(TAIL_WINDOW);
-        file.seek(SeekFrom::Start(start)).map_err(open_error)?;
-        let mut tail = Vec::new();
-        file.read_to_end(&mut tail).map_err(open_error)?;
-
+        let (complete, last) = last_line(&mut file, len).map_err(open_error)?;
         // Everything after the last newline is a torn line.
-        let complete = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        if complete < tail.len() {
+        if complete < len {
             tracing::warn!(
                 path = %path.display(),
-                bytes = tail.len() - complete,
+                bytes = len - complete,
                 "the audit log ends with a torn line (mcpist stopped while writing it); cutting it off"
             );
-            file.set_len(start + complete as u64).map_err(open_error)?;
+            file.set_len(complete).map_err(open_error)?;
         }
-        let last = tail[..complete]
-            .strip_suffix(b"\n")
-            .map(|body| match body.iter().rposition(|&b| b == b'\n') {
-                Some(i) => &body[i + 1..],
-                None if start == 0 => body,
-                None => &[][..],
-            })
-            .filter(|line| !line.is_empty());
         let (seq, prev) = match last {
-            None if complete == 0 && start == 0 => (0, GENESIS.to_owned()),
-            None => {
-                return Err(AuditError::Damaged {
-                    path: path.to_owned(),
-                    reason: "its last line is longer than any record".to_owned(),
-                });
-            }
+            None => (0, GENESIS.to_owned()),
             Some(line) => {
-                let text = std::str::from_utf8(line).map_err(|_| AuditError::Damaged {
+                let text = std::str::from_utf8(&line).map_err(|_| AuditError::Damaged {
                     path: path.to_owned(),
                     reason: "not UTF-8".to_owned(),
                 })?;
@@ -265,6 +263,7 @@ impl AuditLog {
             path: self.path.clone(),
             source,
         };
+        let record = bounded(record);
         let mut chain = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let line = Line {
             seq: chain.seq + 1,
@@ -326,6 +325,74 @@ impl AuditLog {
             .open(&self.path)
             .expect("the audit log can be reopened");
     }
+}
+
+/// Where the complete lines of the file end, and the last complete line
+/// (none in an empty file). The tail is read backwards in growing windows
+/// until it holds the whole last line, however long that is.
+fn last_line(file: &mut File, len: u64) -> std::io::Result<(u64, Option<Vec<u8>>)> {
+    let mut window = TAIL_WINDOW;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start))?;
+        let mut tail = Vec::with_capacity((len - start) as usize);
+        file.read_to_end(&mut tail)?;
+        let complete = tail.iter().rposition(|&b| b == b'\n').map(|i| i + 1);
+        let Some(complete) = complete else {
+            if start == 0 {
+                return Ok((0, None));
+            }
+            window = window.saturating_mul(2);
+            continue;
+        };
+        let body = &tail[..complete - 1];
+        match body.iter().rposition(|&b| b == b'\n') {
+            Some(i) => return Ok((start + complete as u64, Some(body[i + 1..].to_vec()))),
+            None if start == 0 => return Ok((complete as u64, Some(body.to_vec()))),
+            None => window = window.saturating_mul(2),
+        }
+    }
+}
+
+/// `record` with its client-supplied names and arguments within bounds.
+fn bounded(mut record: Record) -> Record {
+    record.client = bounded_name(record.client);
+    record.module = bounded_name(record.module);
+    record.tool = bounded_name(record.tool);
+    record.account = record.account.map(bounded_name);
+    if let Some(arguments) = &record.arguments {
+        let text = crate::manifest::canonical_json(arguments);
+        if text.len() > MAX_ARGUMENTS_BYTES {
+            record.arguments = Some(serde_json::Value::String(format!(
+                "{}… ({} bytes in all; arguments_sha256 covers them)",
+                prefix(&text, MAX_ARGUMENTS_BYTES),
+                text.len()
+            )));
+        }
+    }
+    record
+}
+
+/// A name longer than [`MAX_NAME_BYTES`] as a prefix and its sha256.
+fn bounded_name(name: String) -> String {
+    if name.len() <= MAX_NAME_BYTES {
+        return name;
+    }
+    format!(
+        "{}…[{} bytes, sha256 {}]",
+        prefix(&name, 64),
+        name.len(),
+        hex::encode(Sha256::digest(name.as_bytes()))
+    )
+}
+
+/// At most `bytes` of `text`, cut at a character boundary.
+fn prefix(text: &str, bytes: usize) -> &str {
+    let mut cut = bytes.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
 }
 
 /// The line's text (with its `hash` member and a newline) and its hash.

@@ -193,3 +193,60 @@ fn reasons_are_capped() {
         MAX_REASON_CHARS + 1
     );
 }
+
+#[test]
+fn a_huge_client_supplied_name_is_recorded_bounded_and_the_log_still_opens() {
+    let (_dir, path) = log_with(&["a"]);
+    let log = AuditLog::open(&path, Fsync::Never).unwrap();
+    let huge = "m".repeat(300 * 1024);
+    let mut attack = record("t");
+    attack.module = huge.clone();
+    attack.tool = format!("{huge}-tool");
+    attack.account = Some(huge.clone());
+    attack.client = huge.clone();
+    attack.arguments = Some(serde_json::json!({ "text": huge }));
+    log.append(attack).unwrap();
+    drop(log);
+
+    let last = lines(&path).pop().unwrap();
+    assert!(
+        last.len() < MAX_ARGUMENTS_BYTES + 4096,
+        "{} bytes",
+        last.len()
+    );
+    let line = parse_record(&last).unwrap();
+    let digest = hex::encode(Sha256::digest(huge.as_bytes()));
+    assert!(line.record.module.starts_with("mmmm"));
+    assert!(line.record.module.ends_with(&format!("sha256 {digest}]")));
+    assert!(line.record.module.len() <= 64 + 128);
+    // The log reopens and the chain goes on.
+    let log = AuditLog::open(&path, Fsync::Never).unwrap();
+    assert_eq!(log.append(record("c")).unwrap(), 3);
+    assert!(verify(&path).unwrap().is_intact());
+}
+
+#[test]
+fn a_last_line_longer_than_the_first_read_window_is_found() {
+    let (_dir, path) = log_with(&["a"]);
+    let log = AuditLog::open(&path, Fsync::Never).unwrap();
+    // Reasons are cut by the callers, not by the log: a line written by an
+    // older version, or with a long reason, can be longer than the window.
+    let mut long = record("b");
+    long.reason = Some("r".repeat(3 * TAIL_WINDOW as usize));
+    log.append(long).unwrap();
+    drop(log);
+    let log = AuditLog::open(&path, Fsync::Never).unwrap();
+    assert_eq!(log.append(record("c")).unwrap(), 3);
+    assert!(verify(&path).unwrap().is_intact());
+}
+
+#[test]
+fn the_log_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("home").join("audit.log");
+    AuditLog::open(&path, Fsync::Never).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+}

@@ -101,7 +101,7 @@ impl FileVault {
         let key: Key = Zeroizing::new(XChaCha20Poly1305::generate_key(&mut OsRng).into());
         let text = Zeroizing::new(format!("{}\n", hex::encode(key.as_slice())));
         if let Some(dir) = self.key_file.parent() {
-            std::fs::create_dir_all(dir)
+            crate::atomic_file::create_private_dir(dir)
                 .map_err(|e| self.unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let mut file = std::fs::OpenOptions::new()
@@ -202,7 +202,7 @@ impl FileVault {
     fn update(&self, change: impl FnOnce(&mut Secrets)) -> Result<(), VaultError> {
         let lock_path = self.path.with_extension("lock");
         if let Some(dir) = lock_path.parent() {
-            std::fs::create_dir_all(dir)
+            crate::atomic_file::create_private_dir(dir)
                 .map_err(|e| self.unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let lock = std::fs::OpenOptions::new()

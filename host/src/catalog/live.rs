@@ -159,7 +159,7 @@ impl Reloader {
             })?;
         // The drop-in folder may not exist yet: make it, so that the first
         // module dropped in is seen.
-        std::fs::create_dir_all(&self.plugins_dir).map_err(notify::Error::io)?;
+        crate::atomic_file::create_private_dir(&self.plugins_dir).map_err(notify::Error::io)?;
         watcher.watch(&self.plugins_dir, RecursiveMode::NonRecursive)?;
         let lock_dir = self
             .lock_file

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::audit::{self, Line};
 use crate::config::Config;
+use crate::untrusted_text;
 
 /// How often `tail --follow` looks for new lines.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
@@ -151,8 +152,10 @@ fn parse(raw: &str) -> Option<Line> {
 }
 
 fn print_line(out: &mut impl Write, raw: &str, json: bool) -> std::io::Result<()> {
+    // Names in a record are whatever a client sent: escape sequences,
+    // forged newlines and bidi controls are shown, never obeyed.
     if json {
-        return writeln!(out, "{raw}");
+        return writeln!(out, "{}", untrusted_text::escape_json(raw));
     }
     let Some(line) = parse(raw) else {
         return Ok(());
@@ -176,5 +179,5 @@ fn print_line(out: &mut impl Write, raw: &str, json: bool) -> std::io::Result<()
         let folded: Vec<&str> = reason.split_whitespace().collect();
         text.push_str(&format!("  ({})", folded.join(" ")));
     }
-    writeln!(out, "{text}")
+    writeln!(out, "{}", untrusted_text::escape(&text))
 }

@@ -234,7 +234,7 @@ pub(super) fn remove(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
 /// loaded again by accident.
 fn set_aside(config: &Config, file: &str, sha256: &str) -> anyhow::Result<std::path::PathBuf> {
     let dir = config.home.join("rejected");
-    std::fs::create_dir_all(&dir)?;
+    crate::atomic_file::create_private_dir(&dir)?;
     let target = dir.join(format!("{file}.{}", short(sha256)));
     let source = config.plugins_dir.join(file);
     std::fs::rename(&source, &target).or_else(|_| {

@@ -302,7 +302,7 @@ fn check_private(path: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn a_folder_writable_by_others_or_a_key_inside_it_is_not_used() {

@@ -34,6 +34,7 @@ impl GuestOutput {
         let text = String::from_utf8_lossy(&captured.bytes);
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let line = services.redact(line);
+            let line = crate::untrusted_text::escape(&line);
             services.log(module, LogLevel::Info, &format!("{stream}: {line}"));
         }
         if captured.dropped > 0 {

@@ -80,7 +80,10 @@ impl wit_log::Host for CallState {
         // A module never holds a secret, but a response it read might have
         // echoed one in a form redaction did not know: hide it here too.
         // Redact before cutting, so that a cut never leaves part of a secret.
-        let mut message = self.services.redact(&message);
+        // Escape controls too: a newline in a message would forge a host
+        // log line.
+        let mut message =
+            crate::untrusted_text::escape(&self.services.redact(&message)).into_owned();
         if message.len() > LOG_MESSAGE_MAX {
             let mut cut = LOG_MESSAGE_MAX;
             while !message.is_char_boundary(cut) {

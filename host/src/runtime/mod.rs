@@ -652,13 +652,28 @@ fn spawn_epoch_ticker(engine: &Engine) {
         .expect("cannot spawn the epoch ticker thread");
 }
 
+/// Longest error message a module may return; the rest is cut, so that a
+/// module cannot make the host hold, redact, log and audit megabytes for
+/// every failing call.
+pub const MAX_ERROR_BYTES: usize = 16 << 10;
+
 fn module_error(error: guest::ToolError) -> ModuleError {
-    let (kind, message) = match error {
+    let (kind, mut message) = match error {
         guest::ToolError::UnknownTool(m) => (ModuleErrorKind::UnknownTool, m),
         guest::ToolError::InvalidArguments(m) => (ModuleErrorKind::InvalidArguments, m),
         guest::ToolError::Upstream(m) => (ModuleErrorKind::Upstream, m),
         guest::ToolError::Failed(m) => (ModuleErrorKind::Failed, m),
     };
+    if message.len() > MAX_ERROR_BYTES {
+        let total = message.len();
+        let mut cut = MAX_ERROR_BYTES;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.shrink_to_fit();
+        message.push_str(&format!(" [cut: the module's error was {total} bytes]"));
+    }
     ModuleError { kind, message }
 }
 

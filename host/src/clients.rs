@@ -35,7 +35,7 @@ pub enum ClientsError {
         source: std::io::Error,
     },
     #[error(
-        "client name {0:?} is not valid: use ASCII letters, digits, '.', '_' or '-' (1 to 64 characters)"
+        "client name {0:?} is not valid: use ASCII letters, digits, '.', '_' or '-' (1 to 64 characters), and not `stdio` (the local owner's)"
     )]
     InvalidName(String),
     #[error("a client named `{0}` exists already: remove it first to issue a new key")]
@@ -151,8 +151,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Names no client with an API key may take: the local owner's.
+const RESERVED_NAMES: &[&str] = &["stdio"];
+
 fn check_name(name: &str) -> Result<(), ClientsError> {
     let ok = (1..=64).contains(&name.len())
+        && !RESERVED_NAMES.contains(&name)
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
@@ -205,10 +209,12 @@ mod tests {
             clients.add("claude"),
             Err(ClientsError::Exists(_))
         ));
-        assert!(matches!(
-            clients.add("bad name"),
-            Err(ClientsError::InvalidName(_))
-        ));
+        for name in ["bad name", "stdio", "jwt:desk"] {
+            assert!(matches!(
+                clients.add(name),
+                Err(ClientsError::InvalidName(_))
+            ));
+        }
         clients.remove("claude").unwrap();
         assert_eq!(
             clients.authenticate(&key).unwrap(),

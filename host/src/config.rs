@@ -116,6 +116,8 @@ struct ServeFile {
     allowed_origins: Option<Vec<String>>,
     allowed_hosts: Option<Vec<String>>,
     max_body_kib: Option<usize>,
+    max_connections: Option<usize>,
+    header_timeout_secs: Option<u64>,
     /// The URL clients reach `/mcp` at, when it is not `http://BIND/mcp`
     /// (behind a reverse proxy).
     resource: Option<String>,
@@ -144,6 +146,8 @@ struct JwtFile {
     client_claim: Option<String>,
     required_scopes: Option<Vec<String>>,
     leeway_secs: Option<u64>,
+    token_types: Option<Vec<String>>,
+    max_lifetime_secs: Option<u64>,
     jwks_max_age_secs: Option<u64>,
     jwks_min_refresh_secs: Option<u64>,
 }
@@ -257,6 +261,11 @@ pub struct ServeSettings {
     pub allowed_hosts: Vec<String>,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Connections served at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// Time a connection has to send a request's headers, and the longest a
+    /// connection may sit idle between requests.
+    pub header_timeout: Duration,
     /// The URL clients reach `/mcp` at, when not `http://BIND/mcp`.
     pub resource: Option<String>,
     /// Access tokens from the owner's identity provider.
@@ -596,6 +605,8 @@ fn serve(file: ServeFile, paths: &Paths, source: &Source) -> Result<ServeSetting
         allowed_origins: file.allowed_origins.unwrap_or_default(),
         allowed_hosts: file.allowed_hosts.unwrap_or_default(),
         max_body_bytes: file.max_body_kib.map_or(1 << 20, |k| k << 10),
+        max_connections: file.max_connections.unwrap_or(512).max(1),
+        header_timeout: Duration::from_secs(file.header_timeout_secs.unwrap_or(10).max(1)),
         resource: file.resource,
         jwt: file.jwt.map(|jwt| jwt_settings(jwt, source)).transpose()?,
         tools: file.tools.unwrap_or_default(),
@@ -618,6 +629,8 @@ fn jwt_settings(jwt: JwtFile, source: &Source) -> Result<JwtSettings, ConfigErro
         client_claim: jwt.client_claim.unwrap_or_else(|| "client_id".to_owned()),
         required_scopes: jwt.required_scopes.unwrap_or_default(),
         leeway: Duration::from_secs(jwt.leeway_secs.unwrap_or(30)),
+        token_types: jwt.token_types.unwrap_or_else(|| vec!["at+jwt".to_owned()]),
+        max_lifetime: Duration::from_secs(jwt.max_lifetime_secs.unwrap_or(24 * 3600)),
         jwks_max_age: Duration::from_secs(jwt.jwks_max_age_secs.unwrap_or(600)),
         jwks_min_refresh: Duration::from_secs(jwt.jwks_min_refresh_secs.unwrap_or(10)),
     })

@@ -192,6 +192,8 @@ impl Server {
             allowed_origins: serve.allowed_origins.clone(),
             allowed_hosts: serve.allowed_hosts.clone(),
             max_body_bytes: serve.max_body_bytes,
+            max_connections: serve.max_connections,
+            header_timeout: serve.header_timeout,
             resource: serve.resource.clone(),
             jwt: serve.jwt.clone(),
         };

@@ -97,6 +97,13 @@ def free_port():
 
 @contextmanager
 def http_server(home, port=None):
+    with http_server_process(home, port) as (base, _):
+        yield base
+
+
+@contextmanager
+def http_server_process(home, port=None):
+    """`mcpist serve --http` on `home`: yields its base URL and its process."""
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
@@ -115,7 +122,7 @@ def http_server(home, port=None):
                 assert process.poll() is None, (home / "serve.log").read_text()
                 assert time.monotonic() < deadline, "mcpist serve --http did not start"
                 time.sleep(0.1)
-        yield base
+        yield base, process
     finally:
         process.terminate()
         process.wait(timeout=10)

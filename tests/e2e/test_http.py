@@ -6,12 +6,16 @@ registered by `mcpist client add`, and stops it afterwards.
 
 import asyncio
 import json
+import os
+import resource
+import socket
+import time
 from pathlib import Path
 
 import httpx2
 import pytest
 
-from support import INITIALIZE, MCP_HEADERS, add_client, connect, http_server, mcpist, text_of
+from support import INITIALIZE, MCP_HEADERS, add_client, connect, http_server, http_server_process, mcpist, text_of
 
 
 
@@ -134,3 +138,70 @@ def test_the_typescript_sdk_client_over_http(home):
         assert refused.returncode != 0 and "401" in refused.stderr
     lines = [json.loads(x) for x in (home / "audit.log").read_text().splitlines()]
     assert {line["client"] for line in lines} == {"ts"}
+
+
+def test_a_session_belongs_to_the_client_that_opened_it(home):
+    alice = add_client(home, "alice")
+    mallory = add_client(home, "mallory")
+
+    def headers(key, session=None):
+        extra = {"Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-06-18"} if session else {}
+        return {**MCP_HEADERS, "Authorization": f"Bearer {key}", **extra}
+
+    tools_list = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    with http_server(home) as base:
+        opened = httpx2.post(f"{base}/mcp", json=INITIALIZE, headers=headers(alice))
+        session = opened.headers["mcp-session-id"]
+        assert httpx2.post(f"{base}/mcp", json=initialized, headers=headers(alice, session)).status_code == 202
+        # Another valid key can neither use nor end Alice's session.
+        stolen = httpx2.post(f"{base}/mcp", json=tools_list, headers=headers(mallory, session))
+        assert stolen.status_code == 404
+        ended = httpx2.delete(f"{base}/mcp", headers=headers(mallory, session))
+        assert ended.status_code == 404
+        assert httpx2.post(f"{base}/mcp", json=tools_list, headers=headers(alice, session)).status_code == 200
+        # Alice ends it herself.
+        assert httpx2.delete(f"{base}/mcp", headers=headers(alice, session)).status_code in (200, 202)
+        assert httpx2.post(f"{base}/mcp", json=tools_list, headers=headers(alice, session)).status_code == 404
+    assert "another client's MCP session" in (home / "serve.log").read_text()
+
+
+def test_idle_and_half_sent_connections_are_cut_and_cannot_lock_clients_out(home):
+    """1,100 unauthenticated connections, half of them idle and half with a
+    request cut off mid-headers: the server holds at most its cap, closes
+    the rest, cuts the held ones at the header timeout, and then serves a
+    real client."""
+    (home / "mcpist.toml").write_text("[serve]\nheader_timeout_secs = 2\nmax_connections = 200\n")
+    key = add_client(home, "claude")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    sockets = []
+    try:
+        with http_server_process(home) as (base, process):
+            # The server raised its soft descriptor limit to the hard one.
+            limits = Path(f"/proc/{process.pid}/limits").read_text()
+            (line,) = [l for l in limits.splitlines() if l.startswith("Max open files")]
+            server_soft, server_hard = line.split()[3:5]
+            assert server_soft == server_hard, line
+            port = int(base.rsplit(":", 1)[1])
+            for i in range(1100):
+                s = socket.create_connection(("127.0.0.1", port))
+                if i % 2:
+                    s.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
+                sockets.append(s)
+            time.sleep(0.5)
+            held = len(os.listdir(f"/proc/{process.pid}/fd"))
+            assert held < 200 + 64, f"the server holds {held} descriptors"
+            time.sleep(3)
+            for s in sockets:
+                s.settimeout(5)
+                try:
+                    assert s.recv(4096) is not None  # b"" (closed) or a 408 before the close
+                    assert s.recv(4096) == b""
+                except ConnectionResetError:
+                    pass
+            good = httpx2.post(f"{base}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {key}"})
+            assert good.status_code == 200
+    finally:
+        for s in sockets:
+            s.close()

@@ -3,8 +3,9 @@
 access tokens by the client credentials grant; the official Python MCP
 client presents them to `mcpist serve --http`.
 
-The provider's client_id names the client, so masks and the audit log treat
-it like a client with an API key."""
+The provider's client_id names the client (as `jwt:CLIENT_ID`), so masks and
+the audit log treat it like a client with an API key, in a namespace of its
+own."""
 
 import json
 import os
@@ -97,7 +98,7 @@ async def test_provider_tokens_list_and_call_under_their_clients_masks(home, tmp
     port, op_port = free_port(), free_port()
     resource = f"http://127.0.0.1:{port}/mcp"
     with openid_provider(tmp_path, op_port, [new_key("k1")], [resource]) as issuer:
-        configure(home, issuer, '[masks.phone-agent]\nmodules = ["text"]\n')
+        configure(home, issuer, '[masks."jwt:phone-agent"]\nmodules = ["text"]\n')
         api_key = add_client(home, "laptop")
         with http_server(home, port) as base:
             metadata = httpx2.get(f"{base}/.well-known/oauth-protected-resource/mcp").json()
@@ -128,8 +129,8 @@ async def test_provider_tokens_list_and_call_under_their_clients_masks(home, tmp
             # API keys keep working beside the provider's tokens.
             assert post_initialize(base, api_key).status_code == 200
     lines = audit_lines(home)
-    assert [(line["client"], line["outcome"]) for line in lines][:2] == [("desk-agent", "ok"), ("phone-agent", "ok")]
-    assert lines[2]["client"] == "phone-agent" and lines[2]["outcome"] == "refused"
+    assert [(line["client"], line["outcome"]) for line in lines][:2] == [("jwt:desk-agent", "ok"), ("jwt:phone-agent", "ok")]
+    assert lines[2]["client"] == "jwt:phone-agent" and lines[2]["outcome"] == "refused"
     assert not any(desk in line for line in (home / "audit.log").read_text().splitlines())
 
 
@@ -160,6 +161,14 @@ def test_tokens_for_another_audience_from_another_issuer_expired_or_forged_are_r
                 "expired, by the real key": (forged(real_key, exp=int(time.time()) - 120), "expired"),
                 "from another issuer, by the real key": (forged(real_key, iss="https://evil.example"), "issued by someone else"),
                 "unsigned": (_unsigned(header, claims), "not accepted"),
+                "typed as a plain JWT, by the real key": (
+                    node("sign", json.dumps(real_key), json.dumps({**header, "typ": "JWT"}), json.dumps(claims)),
+                    "not an access token",
+                ),
+                "a century long, by the real key": (
+                    forged(real_key, exp=int(time.time()) + 100 * 365 * 86400),
+                    "longer than",
+                ),
                 "an unknown API key": ("mcpist_not-a-key", "API key is not valid"),
             }
             for case, (token, reason) in cases.items():
@@ -181,7 +190,7 @@ async def test_a_key_rotation_is_picked_up_and_a_down_provider_keeps_known_keys(
     with http_server(home, port) as base:
         # The provider is not up yet: the server cannot check tokens, and
         # says so, instead of calling them invalid.
-        down = post_initialize(base, "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.e30.c2ln")
+        down = post_initialize(base, "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiYXQrand0In0.e30.c2ln")
         assert down.status_code == 503, down.text
         assert "cannot get the identity provider's signing keys" in down.json()["error"]
 
@@ -307,4 +316,4 @@ async def test_an_mcp_client_finds_the_provider_and_signs_in_with_pkce(home, tmp
             assert query["code_challenge_method"] == "S256" and query["code_challenge"]
             client_id = storage.client_info.client_id
     (line,) = audit_lines(home)
-    assert (line["client"], line["tool"], line["outcome"]) == (client_id, "count", "ok")
+    assert (line["client"], line["tool"], line["outcome"]) == (f"jwt:{client_id}", "count", "ok")

@@ -10,9 +10,19 @@
 //! `WWW-Authenticate` header pointing at this server's Protected Resource
 //! Metadata (RFC 9728), which names that identity provider, as the MCP
 //! authorization spec asks.
+//!
+//! A session belongs to the client that opened it: another client's key
+//! cannot use or end it. Connections are served by our own loop over hyper
+//! (not `axum::serve`) so that they can be bounded: a connection must send
+//! its headers within `[serve] header_timeout_secs` and may not sit idle
+//! longer between requests, at most `[serve] max_connections` are served at
+//! once, and the soft descriptor limit is raised to the hard one at start,
+//! so that idle or half-sent connections cannot lock every client out.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -48,6 +58,11 @@ pub struct HttpServeSettings {
     pub allowed_hosts: Vec<String>,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time allowed for a request's headers, and for idling between
+    /// requests.
+    pub header_timeout: Duration,
     /// The URL clients use for `/mcp`; `http://BIND/mcp` when absent.
     pub resource: Option<String>,
     /// Accept access tokens from this identity provider too.
@@ -68,9 +83,14 @@ impl HttpServeSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientName(pub String);
 
+/// rmcp's session header.
+const SESSION_HEADER: &str = "mcp-session-id";
+
 struct Gate {
     clients: Arc<Clients>,
     tokens: Option<TokenValidator>,
+    /// Session id → the client that opened it.
+    sessions: Mutex<HashMap<String, String>>,
     /// The `WWW-Authenticate` parameters every refusal carries.
     challenge: String,
 }
@@ -127,6 +147,7 @@ pub fn router(
     let gate = Arc::new(Gate {
         clients,
         tokens,
+        sessions: Mutex::new(HashMap::new()),
         challenge,
     });
     let metadata = Json(metadata);
@@ -160,8 +181,7 @@ pub async fn serve(
     clients: Arc<Clients>,
     settings: &HttpServeSettings,
 ) -> anyhow::Result<()> {
-    use axum::serve::ListenerExt;
-
+    raise_descriptor_limit();
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
@@ -172,19 +192,94 @@ pub async fn serve(
     };
     let app = router(calls, session, clients, &settings)?;
     tracing::info!(url = %format!("http://{bound}{MCP_PATH}"), "MCP server ready on Streamable HTTP");
-    // A sequential client sends its next request only after reading the
-    // answer: without TCP_NODELAY, Nagle's algorithm and delayed ACKs add
-    // tens of milliseconds to every small response.
-    let listener = listener.tap_io(|tcp| {
+    serve_connections(listener, app, &settings).await;
+    tracing::info!("MCP server over HTTP stopped");
+    Ok(())
+}
+
+/// Accept and serve connections until Ctrl-C or SIGTERM, each bounded in
+/// time and all bounded in number; then give open requests a few seconds.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    settings: &HttpServeSettings,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(shutdown());
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stop => break,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _)) => tcp,
+            Err(error) => {
+                // Out of descriptors, most likely: wait rather than spin.
+                tracing::warn!("cannot accept a connection: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(
+                max = settings.max_connections,
+                "closed a new connection: the most connections ([serve] max_connections) are open"
+            );
+            continue;
+        };
+        // A sequential client sends its next request only after reading the
+        // answer: without TCP_NODELAY, Nagle's algorithm and delayed ACKs add
+        // tens of milliseconds to every small response.
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::warn!("cannot set TCP_NODELAY: {error}");
         }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await?;
-    tracing::info!("MCP server over HTTP stopped");
-    Ok(())
+        // The header timeout runs from the moment hyper waits for a request
+        // head: on a new connection and between requests on a kept-alive
+        // one, so it bounds idle connections too.
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_timeout)
+            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::trace!("connection ended: {error}");
+            }
+            drop(slot);
+        });
+    }
+    // Streams (SSE) never end by themselves: wait a little, then go.
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(5)) => {}
+    }
+}
+
+/// Raise the soft limit on open descriptors to the hard limit: the usual
+/// soft limit of 1024 is what a crowd of idle connections exhausts first.
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+            && limit.rlim_cur < limit.rlim_max
+            && {
+                let soft = limit.rlim_cur;
+                limit.rlim_cur = limit.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 || {
+                    limit.rlim_cur = soft;
+                    false
+                }
+            }
+    };
+    tracing::debug!(raised, soft = limit.rlim_cur, "open descriptor limit");
 }
 
 async fn shutdown() {
@@ -251,8 +346,47 @@ async fn authenticate(State(gate): State<Arc<Gate>>, mut request: Request, next:
             }
         },
     };
-    request.extensions_mut().insert(ClientName(client));
-    next.run(request).await
+    // A session is its opener's: to anyone else it does not exist.
+    let session = request
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = &session
+        && gate.session_owner(id).is_some_and(|owner| owner != client)
+    {
+        tracing::warn!(client = %client, "refused a request for another client's MCP session");
+        return (StatusCode::NOT_FOUND, "session not found").into_response();
+    }
+    let ends_session = request.method() == axum::http::Method::DELETE;
+    request.extensions_mut().insert(ClientName(client.clone()));
+    let response = next.run(request).await;
+    match session {
+        None => {
+            if let Some(opened) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                gate.sessions_map().insert(opened.to_owned(), client);
+            }
+        }
+        Some(id) if ends_session && response.status().is_success() => {
+            gate.sessions_map().remove(&id);
+        }
+        Some(_) => {}
+    }
+    response
+}
+
+impl Gate {
+    fn sessions_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn session_owner(&self, id: &str) -> Option<String> {
+        self.sessions_map().get(id).cloned()
+    }
 }
 
 fn no_credentials(gate: &Gate) -> String {

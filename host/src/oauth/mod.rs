@@ -2,7 +2,14 @@
 //! JWTs (RFC 9068) checked for issuer, audience (this server's resource
 //! URI), expiry and a signature by one of the keys the issuer publishes
 //! ([`key_set`]). A valid token names its client by a claim (`client_id` by
-//! default), and that name is the client's everywhere else: masks, audit.
+//! default), and that name, in its own namespace (`jwt:NAME`, so that a
+//! token can never pass for `stdio` or for a client with an API key), is
+//! the client's everywhere else: masks, audit.
+//!
+//! A token must say it is an access token (`typ` `at+jwt`, RFC 9068 §2.1;
+//! configurable for providers that do not set it) and live no longer than
+//! `max_lifetime` (24 hours by default): a century-long token is a
+//! password, not an access token.
 //!
 //! Only asymmetric signatures are accepted. An HMAC token would be checked
 //! with a secret this server does not have, and the classic confusion (a
@@ -35,6 +42,11 @@ pub struct JwtSettings {
     pub required_scopes: Vec<String>,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway: Duration,
+    /// Accepted `typ` header values, compared without case and without an
+    /// `application/` prefix; empty accepts any (or none).
+    pub token_types: Vec<String>,
+    /// Longest accepted lifetime, from `iat` (or now) to `exp`.
+    pub max_lifetime: Duration,
     /// Keys are fetched again after this long.
     pub jwks_max_age: Duration,
     /// A token signed by an unknown key fetches the keys again (the issuer
@@ -68,6 +80,17 @@ pub enum TokenError {
     Audience { expected: String },
     #[error("the token has no `{0}` claim")]
     MissingClaim(String),
+    #[error(
+        "the token's type (typ) is {found:?}, not an access token ({accepted}); if your identity provider does not mark its access tokens, set [serve.jwt] token_types"
+    )]
+    Type {
+        found: Option<String>,
+        accepted: String,
+    },
+    #[error(
+        "the token lives {seconds} s, longer than the {max} s this server accepts ([serve.jwt] max_lifetime_secs)"
+    )]
+    Lifetime { seconds: u64, max: u64 },
     #[error("the token's `{claim}` claim is not a usable client name: {reason}")]
     ClientName { claim: String, reason: &'static str },
     #[error("the token does not grant the scope(s) this server requires: {0}")]
@@ -135,6 +158,7 @@ impl TokenValidator {
             return Err(TokenError::Algorithm(alg));
         }
         let header = decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
+        self.check_type(header.typ.as_deref())?;
         let key = self.keys.key_for(header.kid.as_deref(), header.alg).await?;
 
         let mut validation = Validation::new(header.alg);
@@ -147,6 +171,7 @@ impl TokenValidator {
             .map_err(|e| self.claim_error(e.into_kind()))?
             .claims;
 
+        self.check_lifetime(&claims)?;
         let claim = &self.settings.client_claim;
         let client = claims
             .get(claim)
@@ -176,7 +201,43 @@ impl TokenValidator {
         if !missing.is_empty() {
             return Err(TokenError::Scope(missing.join(" ")));
         }
-        Ok(client.to_owned())
+        Ok(format!("{JWT_CLIENT_PREFIX}{client}"))
+    }
+
+    fn check_type(&self, typ: Option<&str>) -> Result<(), TokenError> {
+        let accepted = &self.settings.token_types;
+        let normal = |t: &str| {
+            let t = t.to_ascii_lowercase();
+            t.strip_prefix("application/")
+                .map(str::to_owned)
+                .unwrap_or(t)
+        };
+        if accepted.is_empty()
+            || typ.is_some_and(|t| accepted.iter().any(|a| normal(a) == normal(t)))
+        {
+            return Ok(());
+        }
+        Err(TokenError::Type {
+            found: typ.map(str::to_owned),
+            accepted: accepted.join(", "),
+        })
+    }
+
+    fn check_lifetime(&self, claims: &Map<String, Value>) -> Result<(), TokenError> {
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let from = claims
+            .get("iat")
+            .and_then(Value::as_u64)
+            .map_or(now, |iat| iat.min(now));
+        let seconds = exp.saturating_sub(from);
+        let max = self.settings.max_lifetime.as_secs();
+        if seconds > max {
+            return Err(TokenError::Lifetime { seconds, max });
+        }
+        Ok(())
     }
 
     fn claim_error(&self, kind: ErrorKind) -> TokenError {
@@ -202,6 +263,11 @@ impl TokenValidator {
         }
     }
 }
+
+/// What every client name from a token starts with: tokens have their own
+/// namespace, apart from `stdio` and the clients with API keys (whose names
+/// cannot hold a `:`).
+pub const JWT_CLIENT_PREFIX: &str = "jwt:";
 
 /// Asymmetric algorithms only: see the module's documentation.
 const ACCEPTED_ALGORITHMS: [&str; 9] = [

@@ -100,6 +100,8 @@ impl Issuer {
             client_claim: "client_id".into(),
             required_scopes: vec![],
             leeway: Duration::from_secs(0),
+            token_types: vec!["at+jwt".into()],
+            max_lifetime: Duration::from_secs(24 * 3600),
             jwks_max_age: Duration::from_secs(3600),
             jwks_min_refresh: Duration::from_secs(0),
         }
@@ -118,8 +120,13 @@ fn now() -> u64 {
 }
 
 fn sign(key: &Key, claims: &Value) -> String {
+    sign_typed(key, claims, Some("at+jwt"))
+}
+
+fn sign_typed(key: &Key, claims: &Value, typ: Option<&str>) -> String {
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(key.kid.into());
+    header.typ = typ.map(str::to_owned);
     encode(&header, claims, &key.signing).unwrap()
 }
 
@@ -134,7 +141,7 @@ async fn a_valid_token_names_its_client() {
     let issuer = Issuer::start(&[&k1]).await;
     let validator = TokenValidator::new(issuer.settings(), RESOURCE).unwrap();
     let client = validator.validate(&sign(&k1, &issuer.claims())).await;
-    assert_eq!(client.unwrap(), "desk");
+    assert_eq!(client.unwrap(), "jwt:desk");
 }
 
 #[tokio::test]
@@ -342,4 +349,61 @@ fn key_sources_must_be_https_unless_loopback() {
     let error = check_key_source_url("http://id.example.com").unwrap_err();
     assert!(error.contains("must use https"), "{error}");
     assert!(check_key_source_url("ftp://id.example.com").is_err());
+}
+
+#[tokio::test]
+async fn a_token_that_is_not_an_access_token_or_lives_too_long_is_refused() {
+    let k1 = key("k1", 1);
+    let issuer = Issuer::start(&[&k1]).await;
+    let validator = TokenValidator::new(issuer.settings(), RESOURCE).unwrap();
+    let claims = issuer.claims();
+    // An ID token or a generic JWT is not an access token.
+    for typ in [Some("JWT"), None, Some("id+jwt")] {
+        let error = validator
+            .validate(&sign_typed(&k1, &claims, typ))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, TokenError::Type { .. }), "{typ:?}: {error}");
+    }
+    assert!(
+        validator
+            .validate(&sign_typed(&k1, &claims, Some("application/AT+JWT")))
+            .await
+            .is_ok()
+    );
+    // A century-long token, with or without iat.
+    let century = now() + 100 * 365 * 24 * 3600;
+    for claims in [
+        with(claims.clone(), "exp", json!(century)),
+        with(
+            with(claims.clone(), "exp", json!(century)),
+            "iat",
+            json!(now()),
+        ),
+    ] {
+        let error = validator.validate(&sign(&k1, &claims)).await.unwrap_err();
+        assert!(error.to_string().contains("max_lifetime_secs"), "{error}");
+    }
+    // The owner can accept untyped tokens from a provider that sets none.
+    let mut settings = issuer.settings();
+    settings.token_types = vec![];
+    let lenient = TokenValidator::new(settings, RESOURCE).unwrap();
+    assert!(
+        lenient
+            .validate(&sign_typed(&k1, &claims, None))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_token_naming_the_local_owner_is_a_client_of_its_own() {
+    let k1 = key("k1", 1);
+    let issuer = Issuer::start(&[&k1]).await;
+    let validator = TokenValidator::new(issuer.settings(), RESOURCE).unwrap();
+    let claims = with(issuer.claims(), "client_id", json!("stdio"));
+    assert_eq!(
+        validator.validate(&sign(&k1, &claims)).await.unwrap(),
+        "jwt:stdio"
+    );
 }

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 
 use crate::audit::{AuditError, AuditLog};
 use crate::broker::Broker;
-use crate::calls::CallService;
+use crate::calls::{CallService, FairShare};
 use crate::catalog::live::Reloader;
 pub use crate::catalog::live::WatchHandle;
 use crate::clients::Clients;
@@ -112,6 +112,7 @@ impl<'a> ServerBuilder<'a> {
             masks: config.masks.clone(),
             audit,
             record_arguments: config.audit.arguments,
+            fair_share: FairShare::new(config.limits.concurrent_calls as usize),
         });
         Ok(Server {
             calls,

@@ -237,3 +237,46 @@ async fn cancelling_a_call_closes_its_request_in_flight() {
         json!([{"method": "GET", "origin": "https://other.test", "status": null}])
     );
 }
+
+#[tokio::test]
+async fn one_client_with_many_slow_calls_cannot_make_another_wait() {
+    let limits = Limits {
+        concurrent_calls: 4,
+        wall_time: Duration::from_secs(10),
+        ..test_limits()
+    };
+    let home = Home::new(limits);
+    let served = std::sync::Arc::new(home.serve(&[fixture("hostile")]).await);
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut greedy = Vec::new();
+    for _ in 0..12 {
+        let (served, finished) = (served.clone(), finished.clone());
+        greedy.push(tokio::spawn(async move {
+            let sleep = ToolCall::new("hostile", "sleep", json!({"ms": 1500}));
+            let result = served
+                .server
+                .calls()
+                .call("greedy", &sleep, &CancellationToken::new())
+                .await;
+            finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            result
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let echo = ToolCall::new("hostile", "echo", json!({"text": "my turn"}));
+    let mine = served
+        .server
+        .calls()
+        .call("victim", &echo, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        finished.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the victim's call waited for the greedy client's calls to end"
+    );
+    assert!(format!("{mine:?}").contains("my turn"));
+    for call in greedy {
+        call.await.unwrap().unwrap();
+    }
+}

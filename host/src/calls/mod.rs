@@ -13,6 +13,9 @@
 //! [`CallService::module_schemas`], [`CallService::tools`]), through the same
 //! masks, so that a masked tool looks exactly like one that does not exist.
 
+mod fair_share;
+
+pub(crate) use fair_share::FairShare;
 mod views;
 
 use std::collections::BTreeMap;
@@ -160,6 +163,8 @@ pub struct CallService {
     pub(crate) audit: Arc<AuditLog>,
     /// Record arguments themselves, not only their digest.
     pub(crate) record_arguments: bool,
+    /// The sandbox pool, shared fairly between clients.
+    pub(crate) fair_share: Arc<FairShare>,
 }
 
 impl CallService {
@@ -257,6 +262,17 @@ impl CallService {
             accounts,
         );
         let outbound = egress.outbound();
+        // Wait for this client's fair turn at the pool, or for the caller
+        // to give up.
+        let _turn = tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                return Err(InvokeError::Call(CallError::Cancelled {
+                    module: call.module.clone(),
+                }));
+            }
+            turn = self.fair_share.turn(client) => turn,
+        };
         let guest = GuestCall {
             tool: &call.tool,
             arguments: &call.arguments,

@@ -3,13 +3,14 @@ approvals, take effect while a client is connected, without a restart. In
 flat mode the client is told (`notifications/tools/list_changed`)."""
 
 import asyncio
+import json
 import shutil
 import time
 
 import pytest
 from mcp import Client
 
-from support import mcpist, serve, text_of
+from support import mcpist, records, serve, text_of
 from test_lifecycle import install
 
 BUNDLED = ["github", "notion", "text", "time"]
@@ -126,6 +127,33 @@ async def test_flat_tools_of_account_modules_take_an_account(home):
         assert tools["github.get_repository"].annotations.read_only_hint is True
         wrong = await client.call_tool("github.get_repository", {"owner": "o", "repo": "r", "account": "work"})
         assert wrong.is_error and "there is no `github` account named `work`; github accounts: personal" in text_of(wrong)
+        # A selector that is not a string is refused, never read as "the default".
+        for odd in (5, None, ["personal"], {"name": "personal"}):
+            refused = await client.call_tool("github.get_repository", {"owner": "o", "repo": "r", "account": odd})
+            assert refused.is_error and "`account` must be a string" in text_of(refused), text_of(refused)
+    assert [r["outcome"] for r in records(home)][-4:] == ["refused"] * 4
+
+
+@pytest.mark.anyio
+async def test_a_flat_tool_keeps_its_own_account_parameter(home):
+    """A tool whose schema has an `account` of its own keeps it; the account
+    selector is then `mcpist_account`."""
+    from test_lifecycle import FIXTURES
+
+    (home / "mcpist.toml").write_text('[serve]\ntools = "flat"\n')
+    shutil.copy(FIXTURES / "prober.wasm", home / "plugins" / "prober.wasm")
+    mcpist(home, "plugins", "approve", "prober", "--yes")
+    mcpist(home, "account", "add", "svc", "personal", stdin="tok-personal")
+    mcpist(home, "account", "add", "svc", "work", stdin="tok-work")
+    async with Client(serve(home)) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        properties = tools["prober.fetch"].input_schema["properties"]
+        assert properties["account"]["description"].startswith("A parameter of the tool's own")
+        assert "mcpist_account" in properties
+        result = await client.call_tool("prober.fetch", {"url": "", "account": "mine", "mcpist_account": "work"})
+        assert not result.is_error, text_of(result)
+        report = json.loads(text_of(result))
+        assert report["arguments"]["account"] == "mine" and report["account"] == "work"
 
 
 @pytest.mark.anyio

@@ -203,3 +203,47 @@ async def test_a_hostile_module_cannot_break_the_session(home):
     assert "\\u{1b}[2J" in log and "\\u{202e}" in log
     # The host's log is the owner's alone.
     assert host_log.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_message_too_deep_or_too_large_is_answered_with_an_error(home):
+    """The MCP library drops such lines silently; the client would wait for
+    an answer forever. They are answered under their own id instead."""
+    process = subprocess.Popen(
+        [str(BINARY), "serve"],
+        env={"MCPIST_HOME": str(home), "PATH": os.environ.get("PATH", "")},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def send(message):
+        process.stdin.write(message if isinstance(message, bytes) else json.dumps(message).encode() + b"\n")
+        process.stdin.flush()
+
+    def answer():
+        return json.loads(process.stdout.readline())
+
+    try:
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+        assert answer()["id"] == 1
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        deep = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_module_schema","arguments":{"x":' + "[" * 5000 + "]" * 5000 + "}}}\n"
+        send(deep.encode())
+        refused = answer()
+        assert refused["id"] == 7 and refused["error"]["code"] == -32700
+        assert "nested deeper than" in refused["error"]["message"]
+        large = b'{"jsonrpc":"2.0","id":"big","method":"tools/call","params":{"name":"x","arguments":{"t":"' + b"x" * (17 << 20) + b'"}}}\n'
+        send(large)
+        refused = answer()
+        assert refused["id"] == "big" and "larger than 16777216 bytes" in refused["error"]["message"]
+        # No id to be found: answered anyway, with no id.
+        send(b"[" * 300 + b"]" * 300 + b"\n")
+        reply = answer()
+        assert "error" in reply and reply.get("id") is None, reply
+        # And the session goes on.
+        send({"jsonrpc": "2.0", "id": 9, "method": "ping"})
+        assert answer() == {"jsonrpc": "2.0", "id": 9, "result": {}}
+    finally:
+        process.stdin.close()
+        process.wait(timeout=10)

@@ -111,6 +111,16 @@ impl CallService {
             .collect()
     }
 
+    /// Whether `module.tool`, as `client` may see it, has a parameter
+    /// `name` of its own.
+    pub fn declares_argument(&self, client: &str, module: &str, tool: &str, name: &str) -> bool {
+        let mask = self.masks.of(client);
+        let catalog = self.catalog.get();
+        catalog
+            .tool(module, tool, &mask)
+            .is_ok_and(|(_, tool)| tool.input_schema["properties"].get(name).is_some())
+    }
+
     /// Every tool `client` may see, module by module.
     pub fn tools(&self, client: &str) -> Vec<ToolView> {
         let mask = self.masks.of(client);

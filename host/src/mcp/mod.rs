@@ -21,6 +21,7 @@
 
 pub mod http;
 mod meta_tools;
+mod stdio_input;
 
 use std::sync::Arc;
 
@@ -130,13 +131,14 @@ fn stdio_pipes() -> (
 ) {
     use std::os::fd::AsFd;
     use tokio::net::unix::pipe;
+    // Lines the library would drop unanswered are answered with an error.
     let input: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
         .and_then(pipe::Receiver::from_owned_fd)
     {
-        Ok(pipe) => Box::new(pipe),
-        Err(_) => Box::new(tokio::io::stdin()),
+        Ok(pipe) => Box::new(stdio_input::ScreenedInput::new(pipe)),
+        Err(_) => Box::new(stdio_input::ScreenedInput::new(tokio::io::stdin())),
     };
     let output: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = match std::io::stdout()
         .as_fd()
@@ -257,12 +259,18 @@ fn flat_tool(tool: ToolView) -> Tool {
     };
     if let (true, Some(Value::Object(properties))) =
         (tool.takes_account, schema.get_mut("properties"))
-        && !properties.contains_key(FLAT_ACCOUNT)
     {
-        properties.insert(
-            FLAT_ACCOUNT.to_owned(),
-            json!({"type": "string", "description": "Which of the owner's accounts to act for; omit for the default."}),
-        );
+        let selector = if properties.contains_key(FLAT_ACCOUNT) {
+            FLAT_ACCOUNT_BESIDE_OWN
+        } else {
+            FLAT_ACCOUNT
+        };
+        if !properties.contains_key(selector) {
+            properties.insert(
+                selector.to_owned(),
+                json!({"type": "string", "description": "Which of the owner's accounts to act for; omit for the default."}),
+            );
+        }
     }
     let f = tool.flags;
     let mut flat = Tool::new(
@@ -283,8 +291,11 @@ fn flat_tool(tool: ToolView) -> Tool {
     flat
 }
 
-/// The property a flat-mode tool takes its account in.
+/// The property a flat-mode tool takes its account in...
 const FLAT_ACCOUNT: &str = "account";
+/// ...or this one, when the tool has an `account` parameter of its own,
+/// which stays the tool's.
+const FLAT_ACCOUNT_BESIDE_OWN: &str = "mcpist_account";
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
@@ -353,6 +364,28 @@ impl ServerHandler for McpServer {
         }
     }
 
+    /// The stand-in for a line the stdio input refused (see
+    /// `stdio_input`): answered with the error it names, under the refused
+    /// request's id.
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, ErrorData> {
+        if request.method != stdio_input::REFUSED_METHOD {
+            return Err(ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                request.method,
+                None,
+            ));
+        }
+        let params = request.params.unwrap_or_default();
+        let reason = params["reason"].as_str().unwrap_or("refused").to_owned();
+        let code = params["code"].as_i64().unwrap_or(-32600) as i32;
+        tracing::warn!("refused a message on stdio: {reason}");
+        Err(ErrorData::new(rmcp::model::ErrorCode(code), reason, None))
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -391,10 +424,28 @@ impl ServerHandler for McpServer {
                     None,
                 ));
             };
-            let account = arguments
-                .as_object_mut()
-                .and_then(|a| a.remove(FLAT_ACCOUNT))
-                .and_then(|a| a.as_str().map(str::to_owned));
+            let selector = if self
+                .calls
+                .declares_argument(&client, module, tool, FLAT_ACCOUNT)
+            {
+                FLAT_ACCOUNT_BESIDE_OWN
+            } else {
+                FLAT_ACCOUNT
+            };
+            let account = match arguments.as_object_mut().and_then(|a| a.remove(selector)) {
+                None => None,
+                Some(Value::String(name)) => Some(name),
+                Some(other) => {
+                    // Never fall back to the default account for a selector
+                    // that was given but cannot be read.
+                    let problem = format!(
+                        "`{selector}` must be a string naming one of the owner's accounts, not {other}; omit it for the default account"
+                    );
+                    let request = json!({"module": module, "tool": tool, "arguments": arguments});
+                    let refused = self.calls.refuse_malformed(&client, &request, problem);
+                    return Ok(tool_error(&refused.to_string()).into());
+                }
+            };
             let call = ToolCall {
                 module: module.to_owned(),
                 tool: tool.to_owned(),

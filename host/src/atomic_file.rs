@@ -8,23 +8,19 @@ use std::path::Path;
 /// Write a sibling temporary file, fsync it, rename it over `path`, then
 /// fsync the folder so that the rename itself is durable.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    // The data folder and everything mcpist keeps in it are the owner's.
-    create_private_dir(dir)?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
+    write_then_rename(path, bytes, true)
 }
 
 /// Like [`write_atomic`], but never replaces an existing file: fails with
 /// `AlreadyExists` if `path` appeared first (another process made it).
-/// The file is owner-only, as every temporary file `tempfile` creates.
 pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_then_rename(path, bytes, false)
+}
+
+/// The file is owner-only, as every temporary file `tempfile` creates, in a
+/// folder created owner-only if missing: the data folder and everything
+/// mcpist keeps in it are the owner's.
+fn write_then_rename(path: &Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -33,7 +29,11 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
-    temp.persist_noclobber(path).map_err(|e| e.error)?;
+    if replace {
+        temp.persist(path).map_err(|e| e.error)?;
+    } else {
+        temp.persist_noclobber(path).map_err(|e| e.error)?;
+    }
     std::fs::File::open(dir)?.sync_all()
 }
 

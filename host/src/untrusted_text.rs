@@ -18,31 +18,26 @@ fn needs_escape(c: char) -> bool {
 
 /// `text` with every control and bidi character spelled out.
 pub fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(needs_escape) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if needs_escape(c) {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    spell_out(text, |c, out| {
+        out.push_str(&format!("\\u{{{:x}}}", c as u32))
+    })
 }
 
 /// A JSON text with every control and bidi character left in it (serde
 /// escapes only those below U+0020) written as a JSON `\uXXXX` escape: the
 /// same JSON value, safe on a terminal.
 pub fn escape_json(json: &str) -> Cow<'_, str> {
-    if !json.chars().any(needs_escape) {
-        return Cow::Borrowed(json);
+    spell_out(json, |c, out| out.push_str(&format!("\\u{:04x}", c as u32)))
+}
+
+fn spell_out(text: &str, spell: impl Fn(char, &mut String)) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(json.len() + 16);
-    for c in json.chars() {
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
         if needs_escape(c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
+            spell(c, &mut out);
         } else {
             out.push(c);
         }

@@ -205,10 +205,12 @@ impl FileVault {
             crate::atomic_file::create_private_dir(dir)
                 .map_err(|e| self.unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
+        use std::os::unix::fs::OpenOptionsExt;
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(|e| self.unavailable(format!("cannot open {}: {e}", lock_path.display())))?;
         lock.lock()

@@ -256,15 +256,18 @@ impl Broker {
         Ok(account)
     }
 
-    /// Remove an account and its stored secret.
+    /// Remove an account and its stored secret: the account first, so that
+    /// a crash between the two leaves at worst an unlisted secret (which
+    /// the next `add` of that name replaces), never a listed account
+    /// without its secret.
     pub async fn remove(&self, service: &str, name: &str) -> Result<Account, BrokerError> {
         let mut accounts = self.accounts()?;
         let account = Broker::resolve(&accounts, service, Some(name))?;
+        accounts.remove(service, name);
+        accounts.save(self.accounts.path())?;
         if let Some(vault) = self.vaults.get(&account.vault) {
             vault.delete(&account.reference).await?;
         }
-        accounts.remove(service, name);
-        accounts.save(self.accounts.path())?;
         Ok(account)
     }
 

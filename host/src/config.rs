@@ -336,6 +336,20 @@ impl Config {
     pub fn load(explicit: Option<&Path>, env: &Env) -> Result<Config, ConfigError> {
         let home = env.data_home()?;
         let source = Source::find(explicit, env, &home)?;
+        Config::resolve(source, home)
+    }
+
+    /// The configuration `text` describes, as if read from a file in `home`.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn parse_text(text: &str, home: &Path) -> Result<Config, ConfigError> {
+        let source = Source {
+            path: Some(home.join("mcpist.toml")),
+            text: text.to_owned(),
+        };
+        Config::resolve(source, home.to_owned())
+    }
+
+    fn resolve(source: Source, home: PathBuf) -> Result<Config, ConfigError> {
         let file = source.parse()?;
         let paths = Paths {
             base: source.folder().unwrap_or_else(|| home.clone()),

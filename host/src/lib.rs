@@ -60,6 +60,9 @@ pub(crate) mod clients;
 pub mod config;
 pub(crate) mod data_file;
 pub mod egress;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod logging;
 pub mod manifest;
 pub(crate) mod mcp;

@@ -17,7 +17,7 @@
 //! credential, check the address, send and record, follow a redirect (back
 //! to the rules). Upstream overrides live in [`upstream`].
 
-mod address;
+pub(crate) mod address;
 mod credential;
 mod policy;
 mod redact;

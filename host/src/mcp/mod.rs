@@ -20,8 +20,8 @@
 //! stops instead of running to its end.
 
 pub mod http;
-mod meta_tools;
-mod stdio_input;
+pub(crate) mod meta_tools;
+pub(crate) mod stdio_input;
 
 use std::sync::Arc;
 

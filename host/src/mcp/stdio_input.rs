@@ -25,7 +25,7 @@ pub const REFUSED_METHOD: &str = "mcpist/refused";
 const KEPT_PREFIX: usize = 64 << 10;
 const READ_CHUNK: usize = 64 << 10;
 
-pub struct ScreenedInput<R> {
+pub(crate) struct ScreenedInput<R> {
     inner: R,
     scratch: Box<[u8]>,
     /// The line being read (or, once it passed the limit, its prefix).
@@ -134,6 +134,25 @@ impl<R: AsyncRead + Unpin> AsyncRead for ScreenedInput<R> {
             this.scratch = scratch;
         }
     }
+}
+
+/// Everything `input` becomes once screened, at once (for the fuzz
+/// targets; the server reads through [`ScreenedInput`]).
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn screen_all(input: &[u8]) -> Vec<u8> {
+    let mut screened = ScreenedInput::new(());
+    screened.take(input);
+    let mut out = std::mem::take(&mut screened.ready);
+    if !screened.oversized {
+        out.extend_from_slice(&screened.line);
+    }
+    out
+}
+
+/// The deepest nesting in `line` (outside strings).
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn depth(line: &[u8]) -> usize {
+    scan(line).depth
 }
 
 /// What a quick pass over a line finds: how deep it nests, and its

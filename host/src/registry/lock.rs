@@ -245,7 +245,12 @@ impl Lock {
                 });
             }
         };
-        let repr: LockFileRepr = toml::from_str(&text).map_err(|e| LockError::Parse {
+        Lock::parse(&text, path)
+    }
+
+    /// The lock `text` holds; `path` is named in errors.
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Lock, LockError> {
+        let repr: LockFileRepr = toml::from_str(text).map_err(|e| LockError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
         })?;

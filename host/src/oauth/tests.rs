@@ -276,7 +276,7 @@ async fn a_rotated_key_is_fetched_once_and_a_down_issuer_keeps_known_keys() {
             .validate(&sign(&k1, &issuer.claims()))
             .await
             .unwrap(),
-        "desk"
+        "jwt:desk"
     );
     assert_eq!(issuer.jwks_fetches.load(Ordering::SeqCst), 1);
 
@@ -292,7 +292,7 @@ async fn a_rotated_key_is_fetched_once_and_a_down_issuer_keeps_known_keys() {
         })
         .collect();
     for task in burst {
-        assert_eq!(task.await.unwrap().unwrap(), "desk");
+        assert_eq!(task.await.unwrap().unwrap(), "jwt:desk");
     }
     assert_eq!(issuer.jwks_fetches.load(Ordering::SeqCst), 2);
 
@@ -323,7 +323,7 @@ async fn a_rotated_key_is_fetched_once_and_a_down_issuer_keeps_known_keys() {
             .validate(&sign(&k2, &issuer.claims()))
             .await
             .unwrap(),
-        "desk"
+        "jwt:desk"
     );
 }
 

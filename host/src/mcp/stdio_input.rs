@@ -121,11 +121,10 @@ impl<R: AsyncRead + Unpin> AsyncRead for ScreenedInput<R> {
             ready!(Pin::new(&mut this.inner).poll_read(cx, &mut chunk))?;
             let filled = chunk.filled().len();
             if filled == 0 {
-                // A last line without a newline is passed on as it is.
+                // A last line without a newline is screened like the others.
                 this.eof = true;
-                let tail = std::mem::take(&mut this.line);
-                if !this.oversized {
-                    this.ready = tail;
+                if !this.line.is_empty() {
+                    this.finish_line();
                 }
                 continue;
             }
@@ -142,11 +141,10 @@ impl<R: AsyncRead + Unpin> AsyncRead for ScreenedInput<R> {
 pub fn screen_all(input: &[u8]) -> Vec<u8> {
     let mut screened = ScreenedInput::new(());
     screened.take(input);
-    let mut out = std::mem::take(&mut screened.ready);
-    if !screened.oversized {
-        out.extend_from_slice(&screened.line);
+    if !screened.line.is_empty() {
+        screened.finish_line();
     }
-    out
+    screened.ready
 }
 
 /// The deepest nesting in `line` (outside strings).
@@ -313,5 +311,24 @@ mod tests {
         );
         assert_eq!(lines[3], plain);
         assert_eq!(lines[4], "no newline at the end");
+    }
+
+    /// Found by the `mcp_message` fuzz target: the last line, without its
+    /// newline, went through unscreened.
+    #[tokio::test]
+    async fn a_last_line_without_a_newline_is_screened_too() {
+        let deep = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{}",
+            "[".repeat(300)
+        );
+        let mut out = String::new();
+        ScreenedInput::new(deep.as_bytes())
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        let refused: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(refused["id"], 9);
+        assert_eq!(refused["method"], REFUSED_METHOD);
+        assert_eq!(String::from_utf8(screen_all(deep.as_bytes())).unwrap(), out);
     }
 }

@@ -18,11 +18,13 @@ use serde::Deserialize;
 
 use crate::audit::Fsync;
 use crate::broker::{BrokerSettings, DEFAULT_VAULT, VaultBackend};
+use crate::broker::{DEFAULT_VAULT_TIMEOUT, KvAuth, KvSettings, SecretSource};
 use crate::egress::HttpSettings;
-use crate::oauth::{JwtSettings, check_key_source_url};
+use crate::oauth::JwtSettings;
 use crate::policy::{AccountMaskFiles, MaskFile, Masks};
 use crate::registry::Guards;
 use crate::runtime::Limits;
+use crate::secure_url::https_or_loopback;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +183,32 @@ enum VaultFile {
     Env {
         prefix: Option<String>,
     },
+    /// HashiCorp Vault or OpenBao, KV v2.
+    Vault(Box<KvVaultFile>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KvVaultFile {
+    address: String,
+    mount: Option<String>,
+    prefix: Option<String>,
+    namespace: Option<String>,
+    ca_file: Option<PathBuf>,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    approle: Option<AppRoleFile>,
+    timeout_ms: Option<u64>,
+    cache_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppRoleFile {
+    role_id: String,
+    secret_id_env: Option<String>,
+    secret_id_file: Option<PathBuf>,
+    mount: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -568,6 +596,7 @@ fn broker(
             VaultFile::Env { prefix } => VaultBackend::Env {
                 prefix: prefix.unwrap_or_else(|| "MCPIST_SECRET_".to_owned()),
             },
+            VaultFile::Vault(file) => kv_vault(&name, *file, paths, source)?,
         };
         vaults.insert(name, backend);
     }
@@ -592,6 +621,70 @@ fn broker(
         accounts_file: paths.or_default(accounts_file, "accounts.toml"),
         vaults,
         routes,
+    })
+}
+
+/// `[vaults.NAME]` with `kind = "vault"`: exactly one way to log in, and
+/// credentials only by reference (an environment variable or a file).
+fn kv_vault(
+    name: &str,
+    file: KvVaultFile,
+    paths: &Paths,
+    source: &Source,
+) -> Result<VaultBackend, ConfigError> {
+    let table = format!("vaults.{name}");
+    let invalid = |key: &str, message: String| {
+        source.invalid(&table, Some(key), &format!("{table}.{key}"), message)
+    };
+    let address = https_or_loopback(&file.address).map_err(|m| invalid("address", m))?;
+    let one_of = |env: Option<String>, file: Option<PathBuf>, what: &str| match (env, file) {
+        (Some(var), None) => Ok(SecretSource::Env(var)),
+        (None, Some(path)) => Ok(SecretSource::File(paths.relative(path))),
+        _ => Err(what.to_owned()),
+    };
+    let auth = match (file.approle, file.token_env, file.token_file) {
+        (Some(approle), None, None) => KvAuth::AppRole {
+            mount: approle.mount.unwrap_or_else(|| "approle".to_owned()),
+            role_id: approle.role_id,
+            secret_id: one_of(
+                approle.secret_id_env,
+                approle.secret_id_file,
+                "give the AppRole secret id by exactly one of `secret_id_env` or `secret_id_file`",
+            )
+            .map_err(|m| invalid("approle", m))?,
+        },
+        (None, env, token_file) => KvAuth::Token(
+            one_of(
+                env,
+                token_file,
+                "give exactly one of `token_env`, `token_file` or `approle` (the vault token is never written in mcpist.toml)",
+            )
+            .map_err(|m| invalid("token_env", m))?,
+        ),
+        (Some(_), _, _) => {
+            return Err(invalid(
+                "approle",
+                "`approle` and a token (`token_env`, `token_file`) exclude each other".to_owned(),
+            ));
+        }
+    };
+    let timeout = file
+        .timeout_ms
+        .map_or(DEFAULT_VAULT_TIMEOUT, Duration::from_millis);
+    if timeout.is_zero() {
+        return Err(invalid("timeout_ms", "must be at least 1".to_owned()));
+    }
+    Ok(VaultBackend::Kv {
+        settings: Box::new(KvSettings {
+            address,
+            mount: file.mount.unwrap_or_else(|| "secret".to_owned()),
+            prefix: file.prefix.unwrap_or_else(|| "mcpist".to_owned()),
+            namespace: file.namespace,
+            ca_file: file.ca_file.map(|p| paths.relative(p)),
+            auth,
+            timeout,
+        }),
+        cache_for: Duration::from_secs(file.cache_secs.unwrap_or(0)),
     })
 }
 
@@ -632,7 +725,7 @@ fn jwt_settings(jwt: JwtFile, source: &Source) -> Result<JwtSettings, ConfigErro
         ("issuer", Some(&jwt.issuer)),
         ("jwks_uri", jwt.jwks_uri.as_ref()),
     ] {
-        if let Some(Err(message)) = url.map(|u| check_key_source_url(u)) {
+        if let Some(Err(message)) = url.map(|u| https_or_loopback(u)) {
             return Err(source.invalid("serve.jwt", None, &format!("serve.jwt.{key}"), message));
         }
     }
@@ -791,6 +884,58 @@ mod tests {
         );
         std::fs::write(&path, "[vaults.x]\nkind = \"carrier-pigeon\"\n").unwrap();
         assert!(Config::load(Some(&path), &env(dir.path())).is_err());
+    }
+
+    #[test]
+    fn a_remote_vault_takes_its_credentials_only_by_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcpist.toml");
+        let load = |vault: &str| {
+            std::fs::write(&path, format!("[vaults.bao]\nkind = \"vault\"\n{vault}\n")).unwrap();
+            Config::load(Some(&path), &env(dir.path()))
+        };
+        let config = load(
+            "address = \"http://127.0.0.1:8200\"\napprole = { role_id = \"r\", secret_id_file = \"sid\" }\ncache_secs = 30",
+        )
+        .unwrap();
+        let VaultBackend::Kv {
+            settings,
+            cache_for,
+        } = &config.broker.vaults["bao"]
+        else {
+            panic!("{:?}", config.broker.vaults["bao"]);
+        };
+        assert_eq!(*cache_for, Duration::from_secs(30));
+        assert_eq!(settings.timeout, DEFAULT_VAULT_TIMEOUT);
+        assert_eq!(
+            (settings.mount.as_str(), settings.prefix.as_str()),
+            ("secret", "mcpist")
+        );
+        assert_eq!(
+            settings.auth,
+            KvAuth::AppRole {
+                mount: "approle".into(),
+                role_id: "r".into(),
+                secret_id: SecretSource::File(dir.path().join("sid")),
+            }
+        );
+        let error = |vault: &str| load(vault).unwrap_err().to_string();
+        assert!(
+            error("address = \"http://127.0.0.1:8200\"")
+                .contains("the vault token is never written in mcpist.toml"),
+        );
+        assert!(
+            error("address = \"http://127.0.0.1:8200\"\ntoken = \"hvs.x\"")
+                .contains("unknown field `token`"),
+        );
+        assert!(
+            error("address = \"http://bao.example.com\"\ntoken_env = \"T\"")
+                .contains("must use https")
+        );
+        assert!(
+            error("address = \"https://b.example\"\ntoken_env = \"T\"\napprole = { role_id = \"r\", secret_id_env = \"S\" }")
+                .contains("exclude each other")
+        );
     }
 
     #[test]

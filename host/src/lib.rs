@@ -70,5 +70,6 @@ pub(crate) mod oauth;
 pub mod policy;
 pub mod registry;
 pub mod runtime;
+pub(crate) mod secure_url;
 pub mod server;
 pub(crate) mod untrusted_text;

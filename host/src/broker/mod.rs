@@ -8,17 +8,22 @@
 mod accounts;
 mod env_vault;
 mod file_vault;
+mod guarded;
+mod kv_vault;
 mod vault;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
 use crate::data_file::Cached;
 
 pub use accounts::{Account, Accounts, AccountsError};
+pub use guarded::DEFAULT_TIMEOUT as DEFAULT_VAULT_TIMEOUT;
+pub use kv_vault::{KvAuth, KvSettings, SecretSource};
 pub use vault::{Vault, VaultError};
 
 /// The vault every service uses unless `mcpist.toml` routes it elsewhere.
@@ -38,6 +43,13 @@ pub enum VaultBackend {
     Env {
         /// The variables' prefix.
         prefix: String,
+    },
+    /// HashiCorp Vault or OpenBao, KV version 2.
+    Kv {
+        /// Where and how.
+        settings: Box<KvSettings>,
+        /// How long a secret read may be kept in memory (zero: not kept).
+        cache_for: Duration,
     },
 }
 
@@ -114,15 +126,35 @@ impl Broker {
             .vaults
             .iter()
             .map(|(name, backend)| {
+                // Every vault gets a time limit; a remote one may keep what
+                // it read for a while.
+                let (vault, timeout, cache_for): (Arc<dyn Vault>, _, _) = match backend {
+                    VaultBackend::File { path, key_file } => (
+                        Arc::new(file_vault::FileVault::new(
+                            name,
+                            path,
+                            key_file,
+                            env_key.clone(),
+                        )),
+                        guarded::DEFAULT_TIMEOUT,
+                        Duration::ZERO,
+                    ),
+                    VaultBackend::Env { prefix } => (
+                        Arc::new(env_vault::EnvVault::new(name, prefix)),
+                        guarded::DEFAULT_TIMEOUT,
+                        Duration::ZERO,
+                    ),
+                    VaultBackend::Kv {
+                        settings,
+                        cache_for,
+                    } => (
+                        Arc::new(kv_vault::KvVault::new(name, settings.as_ref().clone())),
+                        settings.timeout,
+                        *cache_for,
+                    ),
+                };
                 let vault: Arc<dyn Vault> =
-                    match backend {
-                        VaultBackend::File { path, key_file } => Arc::new(
-                            file_vault::FileVault::new(name, path, key_file, env_key.clone()),
-                        ),
-                        VaultBackend::Env { prefix } => {
-                            Arc::new(env_vault::EnvVault::new(name, prefix))
-                        }
-                    };
+                    Arc::new(guarded::GuardedVault::new(vault, timeout, cache_for));
                 (name.clone(), vault)
             })
             .collect();

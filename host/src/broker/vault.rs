@@ -1,8 +1,8 @@
 //! Where secrets live. A `Vault` stores secrets under references; the broker
 //! maps (service, account) to a vault and a reference.
 //!
-//! Backends differ (environment variables, the local encrypted file, and
-//! remote services later), but callers only ever see this trait and
+//! Backends differ (environment variables, the local encrypted file,
+//! HashiCorp Vault or OpenBao), but callers only ever see this trait and
 //! [`VaultError`], which separates "there is no such secret" (the owner must
 //! add it) from "the vault cannot answer" (the owner must fix the vault).
 
@@ -36,7 +36,7 @@ pub trait Vault: Send + Sync {
     /// The name the owner gave this vault in `mcpist.toml`.
     fn name(&self) -> &str;
 
-    /// The backend, e.g. `file` or `env`.
+    /// The backend, e.g. `file`, `env` or `vault`.
     fn kind(&self) -> &'static str;
 
     /// Whether `put` stores a secret. When false, the owner provides the

@@ -15,7 +15,8 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::{JwtSettings, TokenError, check_key_source_url};
+use super::{JwtSettings, TokenError};
+use crate::secure_url::https_or_loopback;
 
 /// The issuer's metadata and key set are small; anything larger is refused.
 const MAX_DOCUMENT_BYTES: usize = 1 << 20;
@@ -195,7 +196,7 @@ impl KeySet {
                     let jwks_uri = metadata
                         .jwks_uri
                         .ok_or_else(|| format!("{url} has no jwks_uri"))?;
-                    check_key_source_url(&jwks_uri)?;
+                    https_or_loopback(&jwks_uri)?;
                     return Ok(jwks_uri);
                 }
                 Err(error) => errors.push(error),

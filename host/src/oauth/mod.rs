@@ -311,25 +311,5 @@ fn check_client_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// `https://...`, or `http://` to a loopback address: keys fetched over
-/// plain HTTP from elsewhere could be swapped by anyone on the path.
-pub fn check_key_source_url(url: &str) -> Result<url::Url, String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    let loopback = match parsed.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return Err(format!("{url:?} has no host")),
-    };
-    match parsed.scheme() {
-        "https" => Ok(parsed),
-        "http" if loopback => Ok(parsed),
-        "http" => Err(format!(
-            "{url:?} must use https (plain http is allowed only to a loopback address)"
-        )),
-        other => Err(format!("{url:?}: the scheme must be https, not {other}")),
-    }
-}
-
 #[cfg(test)]
 mod tests;

@@ -341,16 +341,6 @@ async fn an_unreachable_issuer_is_unavailable_not_invalid() {
     assert!(error.to_string().contains("503"), "{error}");
 }
 
-#[test]
-fn key_sources_must_be_https_unless_loopback() {
-    assert!(check_key_source_url("https://id.example.com").is_ok());
-    assert!(check_key_source_url("http://127.0.0.1:9000").is_ok());
-    assert!(check_key_source_url("http://localhost:9000/x").is_ok());
-    let error = check_key_source_url("http://id.example.com").unwrap_err();
-    assert!(error.contains("must use https"), "{error}");
-    assert!(check_key_source_url("ftp://id.example.com").is_err());
-}
-
 #[tokio::test]
 async fn a_token_that_is_not_an_access_token_or_lives_too_long_is_refused() {
     let k1 = key("k1", 1);

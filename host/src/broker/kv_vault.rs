@@ -163,8 +163,10 @@ impl KvVault {
         url
     }
 
-    /// One request to the vault, with or without a token. The body is held
-    /// in zeroizing buffers both ways: it may carry a secret.
+    /// One request to the vault, with or without a token. Our copies of
+    /// the bodies, which may carry a secret, are zeroizing; the HTTP
+    /// stack's own buffers are not (see the known limits in
+    /// docs/security.md).
     async fn send(
         &self,
         method: Method,

@@ -18,8 +18,9 @@ import httpx2 as httpx
 import pytest
 from mcp import Client
 
-from support import free_port, mcpist, python_upstream, serve, text_of
-from test_accounts import GITHUB_TOKENS, NOTION_TOKENS, call
+from support import free_port, mcpist, serve, text_of
+# `upstreams`: the local GitHub and Notion servers, as the account tests use them.
+from test_accounts import call, upstreams  # noqa: F401
 
 BAO = Path(sys.executable).parent / "bao"
 
@@ -83,12 +84,6 @@ def bao(tmp_path):
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def upstreams():
-    with python_upstream("github", GITHUB_TOKENS) as github, python_upstream("notion", NOTION_TOKENS) as notion:
-        yield {"github": github, "notion": notion}
 
 
 def configure(home, upstreams, vault_table):

@@ -141,25 +141,26 @@ impl KvVault {
 
     /// `/v1/MOUNT/<area>/PREFIX/REFERENCE`, each segment percent-encoded.
     fn entry_url(&self, area: &str, reference: &str) -> Url {
-        let mut url = self.settings.address.clone();
-        {
-            let mut path = url.path_segments_mut().expect("an http(s) URL has a path");
-            path.pop_if_empty().push("v1");
-            path.extend(self.settings.mount.split('/').filter(|s| !s.is_empty()));
-            path.push(area);
-            path.extend(self.settings.prefix.split('/').filter(|s| !s.is_empty()));
-            path.extend(reference.split('/'));
-        }
-        url
+        let nonempty = |s: &&str| !s.is_empty();
+        self.api_url(
+            self.settings
+                .mount
+                .split('/')
+                .filter(nonempty)
+                .chain([area])
+                .chain(self.settings.prefix.split('/').filter(nonempty))
+                .chain(reference.split('/')),
+        )
     }
 
-    fn api_url(&self, path: &str) -> Url {
+    /// `/v1/` and then `segments`, each percent-encoded.
+    fn api_url<'a>(&self, segments: impl IntoIterator<Item = &'a str>) -> Url {
         let mut url = self.settings.address.clone();
-        {
-            let mut segments = url.path_segments_mut().expect("an http(s) URL has a path");
-            segments.pop_if_empty().push("v1");
-            segments.extend(path.split('/'));
-        }
+        url.path_segments_mut()
+            .expect("an http(s) URL has a path")
+            .pop_if_empty()
+            .push("v1")
+            .extend(segments);
         url
     }
 
@@ -283,7 +284,7 @@ impl KvVault {
                 let (status, body) = self
                     .send(
                         Method::GET,
-                        self.api_url("auth/token/lookup-self"),
+                        self.api_url("auth/token/lookup-self".split('/')),
                         Some(&token),
                         None,
                     )
@@ -322,7 +323,7 @@ impl KvVault {
                 let (status, answer) = self
                     .send(
                         Method::POST,
-                        self.api_url(&format!("auth/{mount}/login")),
+                        self.api_url(format!("auth/{mount}/login").split('/')),
                         None,
                         Some(body),
                     )
@@ -339,7 +340,7 @@ impl KvVault {
         let (status, answer) = self
             .send(
                 Method::POST,
-                self.api_url("auth/token/renew-self"),
+                self.api_url("auth/token/renew-self".split('/')),
                 Some(token),
                 Some(Zeroizing::new(b"{}".to_vec())),
             )

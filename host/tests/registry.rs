@@ -172,7 +172,13 @@ async fn the_committed_lock_matches_the_built_bundled_modules() {
     files.sort();
     assert_eq!(
         files,
-        ["github.wasm", "notion.wasm", "text.wasm", "time.wasm"]
+        [
+            "github.wasm",
+            "google_calendar.wasm",
+            "notion.wasm",
+            "text.wasm",
+            "time.wasm"
+        ]
     );
     for entry in lock.entries() {
         let built = registry::sha256_hex(&std::fs::read(bundled(&entry.name)).unwrap());

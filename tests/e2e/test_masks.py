@@ -49,7 +49,7 @@ async def test_two_clients_with_different_masks_see_different_catalogs(masked):
             assert "create_issue" not in seen["github"] and "comment_on_issue" not in seen["github"]
             assert "get_issue" in seen["github"]
             everything = await catalog(admin)
-            assert sorted(everything) == ["github", "notion", "text", "time"]
+            assert sorted(everything) == ["github", "google_calendar", "notion", "text", "time"]
             assert "create_issue" in everything["github"]
 
             # A masked tool answers exactly like a tool that does not exist.

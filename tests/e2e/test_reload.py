@@ -13,7 +13,7 @@ from mcp import Client
 from support import mcpist, records, serve, text_of
 from test_lifecycle import install
 
-BUNDLED = ["github", "notion", "text", "time"]
+BUNDLED = ["github", "google_calendar", "notion", "text", "time"]
 
 
 async def eventually(check, what, timeout=15):

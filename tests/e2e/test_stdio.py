@@ -17,7 +17,7 @@ from mcp import Client
 from support import BINARY, REPO, serve as server, text_of
 
 HOSTILE = REPO / "target" / "fixtures" / "wasm32-wasip2" / "release" / "hostile.wasm"
-BUNDLED = ["github", "notion", "text", "time"]
+BUNDLED = ["github", "google_calendar", "notion", "text", "time"]
 
 # "auto" negotiates the newest revision the server offers; "legacy" uses the
 # initialize handshake (2025-11-25). The server must serve both.
@@ -122,10 +122,10 @@ async def test_unknown_module_and_tool_name_the_valid_ones(home):
         tool = await client.call_tool("call_module_tool", {"module": "text", "tool": "nope"})
         schema = await client.call_tool("get_module_schema", {"module": "nope"})
     assert module.is_error
-    assert "unknown module `nope`; available modules: github, notion, text, time" in text_of(module)
+    assert "unknown module `nope`; available modules: github, google_calendar, notion, text, time" in text_of(module)
     assert tool.is_error
     assert "module `text` has no tool `nope`; its tools: hash, base64_encode" in text_of(tool)
-    assert schema.is_error and "available modules: github, notion, text, time" in text_of(schema)
+    assert schema.is_error and "available modules: github, google_calendar, notion, text, time" in text_of(schema)
 
 
 @pytest.mark.anyio

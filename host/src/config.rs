@@ -17,9 +17,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::audit::Fsync;
-use crate::broker::{BrokerSettings, DEFAULT_VAULT, VaultBackend};
+use crate::broker::{AwsVaultFile, BrokerSettings, DEFAULT_VAULT, VaultBackend};
 use crate::broker::{DEFAULT_VAULT_TIMEOUT, KvAuth, KvSettings, SecretSource};
 use crate::egress::HttpSettings;
+use crate::exchanger::{
+    ClientAuth, DEFAULT_REFRESH_SKEW, EndpointSource, Endpoints, OAuthApp, presets,
+};
 use crate::oauth::JwtSettings;
 use crate::policy::{AccountMaskFiles, MaskFile, Masks};
 use crate::registry::Guards;
@@ -81,6 +84,9 @@ struct ConfigFile {
     vaults: BTreeMap<String, VaultFile>,
     #[serde(default)]
     services: BTreeMap<String, ServiceFile>,
+    /// Service → the OAuth app its accounts connect with.
+    #[serde(default)]
+    oauth: BTreeMap<String, OAuthFile>,
     #[serde(default)]
     audit: AuditFile,
     #[serde(default)]
@@ -185,6 +191,8 @@ enum VaultFile {
     },
     /// HashiCorp Vault or OpenBao, KV v2.
     Vault(Box<KvVaultFile>),
+    /// AWS Secrets Manager (its keys are checked in `broker/aws_vault.rs`).
+    Aws(Box<AwsVaultFile>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,6 +223,25 @@ struct AppRoleFile {
 #[serde(deny_unknown_fields)]
 struct ServiceFile {
     vault: String,
+}
+
+/// `[oauth.SERVICE]`: an OAuth app the owner registered at the service's
+/// provider. The client secret is never here (`mcpist oauth secret`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OAuthFile {
+    client_id: String,
+    issuer: Option<String>,
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
+    device_authorization_endpoint: Option<String>,
+    scopes: Option<Vec<String>>,
+    authorization_params: Option<BTreeMap<String, String>>,
+    token_endpoint_auth_method: Option<ClientAuth>,
+    resource: Option<String>,
+    redirect_port: Option<u16>,
+    refresh_skew_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -386,13 +413,16 @@ impl Config {
         Ok(Config {
             limits: limits(&file.limits, &source)?,
             http: http(&file.http),
-            broker: broker(
-                file.accounts_file,
-                file.vaults,
-                file.services,
-                &paths,
-                &source,
-            )?,
+            broker: BrokerSettings {
+                oauth: oauth_apps(file.oauth, &source)?,
+                ..broker(
+                    file.accounts_file,
+                    file.vaults,
+                    file.services,
+                    &paths,
+                    &source,
+                )?
+            },
             audit: audit(file.audit, &paths),
             serve: serve(file.serve, &paths, &source)?,
             masks: Arc::new(masks(&file.masks, &file.account_masks, &source)?),
@@ -597,6 +627,21 @@ fn broker(
                 prefix: prefix.unwrap_or_else(|| "MCPIST_SECRET_".to_owned()),
             },
             VaultFile::Vault(file) => kv_vault(&name, *file, paths, source)?,
+            VaultFile::Aws(file) => {
+                let table = format!("vaults.{name}");
+                let (settings, cache_for) = file.resolve().map_err(|e| {
+                    source.invalid(
+                        &table,
+                        Some(e.key),
+                        &format!("{table}.{}", e.key),
+                        e.message,
+                    )
+                })?;
+                VaultBackend::Aws {
+                    settings: Box::new(settings),
+                    cache_for,
+                }
+            }
         };
         vaults.insert(name, backend);
     }
@@ -621,7 +666,118 @@ fn broker(
         accounts_file: paths.or_default(accounts_file, "accounts.toml"),
         vaults,
         routes,
+        oauth: BTreeMap::new(),
     })
+}
+
+/// `[oauth.SERVICE]` tables: endpoints from the issuer's discovery
+/// document, or given, or MCPist's preset for the service; every endpoint
+/// https (or loopback).
+fn oauth_apps(
+    files: BTreeMap<String, OAuthFile>,
+    source: &Source,
+) -> Result<BTreeMap<String, OAuthApp>, ConfigError> {
+    let mut apps = BTreeMap::new();
+    for (service, file) in files {
+        let table = format!("oauth.{service}");
+        let invalid = |key: &str, message: String| {
+            source.invalid(&table, Some(key), &format!("{table}.{key}"), message)
+        };
+        if service == crate::broker::OAUTH_APP_SERVICE {
+            return Err(invalid(
+                "client_id",
+                format!("`{service}` is reserved; name the service its modules bind"),
+            ));
+        }
+        let url = |key: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|v| https_or_loopback(v).map_err(|m| invalid(key, m)))
+                .transpose()
+        };
+        let authorization = url("authorization_endpoint", &file.authorization_endpoint)?;
+        let token = url("token_endpoint", &file.token_endpoint)?;
+        let revocation = url("revocation_endpoint", &file.revocation_endpoint)?;
+        let device = url(
+            "device_authorization_endpoint",
+            &file.device_authorization_endpoint,
+        )?;
+        let given = authorization.is_some() || revocation.is_some() || device.is_some();
+        let preset = presets::preset(&service);
+        let endpoints = match (url("issuer", &file.issuer)?, token) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "issuer",
+                    "give either `issuer` (endpoints from its discovery document) or the endpoints, not both".to_owned(),
+                ));
+            }
+            (Some(issuer), None) if !given => EndpointSource::Issuer(issuer),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "issuer",
+                    "the endpoints come from the issuer's discovery document; remove the ones given here".to_owned(),
+                ));
+            }
+            (None, Some(token)) => EndpointSource::Given(Arc::new(Endpoints {
+                issuer: None,
+                authorization,
+                token,
+                revocation,
+                device_authorization: device,
+            })),
+            (None, None) if given => {
+                return Err(invalid(
+                    "token_endpoint",
+                    "missing: the other endpoints are given, so this one must be too".to_owned(),
+                ));
+            }
+            (None, None) => match &preset {
+                Some(preset) => EndpointSource::Given(Arc::new(preset.endpoints.clone())),
+                None => {
+                    return Err(invalid(
+                        "issuer",
+                        format!(
+                            "MCPist knows no endpoints for `{service}`: give `issuer` (for discovery) or `authorization_endpoint` and `token_endpoint`"
+                        ),
+                    ));
+                }
+            },
+        };
+        let app = OAuthApp {
+            service: service.clone(),
+            client_id: file.client_id,
+            endpoints,
+            scopes: file.scopes.unwrap_or_else(|| {
+                preset
+                    .as_ref()
+                    .map(|p| p.scopes.iter().map(|s| s.to_string()).collect())
+                    .unwrap_or_default()
+            }),
+            extra_params: match file.authorization_params {
+                Some(params) => params.into_iter().collect(),
+                None => preset
+                    .as_ref()
+                    .map(|p| {
+                        p.extra_params
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
+            client_auth: file
+                .token_endpoint_auth_method
+                .or(preset.as_ref().map(|p| p.client_auth))
+                .unwrap_or(ClientAuth::ClientSecretBasic),
+            resource: file.resource,
+            redirect_port: file.redirect_port.unwrap_or(0),
+            refresh_skew: file
+                .refresh_skew_secs
+                .map_or(DEFAULT_REFRESH_SKEW, Duration::from_secs),
+        };
+        apps.insert(service, app);
+    }
+    Ok(apps)
 }
 
 /// `[vaults.NAME]` with `kind = "vault"`: exactly one way to log in, and
@@ -935,6 +1091,59 @@ mod tests {
         assert!(
             error("address = \"https://b.example\"\ntoken_env = \"T\"\napprole = { role_id = \"r\", secret_id_env = \"S\" }")
                 .contains("exclude each other")
+        );
+    }
+
+    #[test]
+    fn oauth_apps_take_presets_discovery_or_given_endpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let parse = |text: &str| Config::parse_text(text, dir.path());
+        let config = parse("[oauth.google]\nclient_id = \"id\"\n").unwrap();
+        let google = &config.broker.oauth["google"];
+        let EndpointSource::Given(endpoints) = &google.endpoints else {
+            panic!("{:?}", google.endpoints);
+        };
+        assert_eq!(endpoints.token.host_str(), Some("oauth2.googleapis.com"));
+        assert!(
+            google
+                .extra_params
+                .contains(&("access_type".into(), "offline".into()))
+        );
+        assert_eq!(google.client_auth, ClientAuth::ClientSecretPost);
+        assert_eq!(google.refresh_skew, DEFAULT_REFRESH_SKEW);
+
+        let config = parse(
+            "[oauth.google]\nclient_id = \"id\"\nissuer = \"http://127.0.0.1:9000\"\nscopes = [\"calendar\"]\nauthorization_params = {}\ntoken_endpoint_auth_method = \"none\"\nrefresh_skew_secs = 5\n",
+        )
+        .unwrap();
+        let google = &config.broker.oauth["google"];
+        assert!(matches!(&google.endpoints, EndpointSource::Issuer(u) if u.port() == Some(9000)));
+        assert!(google.extra_params.is_empty() && !google.needs_secret());
+        assert_eq!(google.refresh_skew, Duration::from_secs(5));
+
+        let refused = |text: &str, expected: &str| {
+            let error = parse(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+        };
+        refused(
+            "[oauth.acme]\nclient_id = \"x\"\n",
+            "knows no endpoints for `acme`",
+        );
+        refused(
+            "[oauth.acme]\nclient_id = \"x\"\ntoken_endpoint = \"http://idp.example.com/token\"\n",
+            "must use https",
+        );
+        refused(
+            "[oauth.acme]\nclient_id = \"x\"\nissuer = \"https://idp.example.com\"\ntoken_endpoint = \"https://idp.example.com/t\"\n",
+            "either `issuer`",
+        );
+        refused(
+            "[oauth.acme]\nclient_id = \"x\"\nauthorization_endpoint = \"https://idp.example.com/a\"\n",
+            "oauth.acme.token_endpoint",
+        );
+        refused(
+            "[oauth.acme]\nclient_id = \"x\"\nclient_secret = \"s\"\n",
+            "client_secret",
         );
     }
 

@@ -9,7 +9,10 @@
 //!   sandboxed instances and limits, and the [`runtime::GuestServices`]
 //!   trait through which a guest reaches the host;
 //! - [`registry`]: the plugins folder, `registry.lock`, trust on first use;
-//! - [`broker`]: accounts and their secrets, from pluggable vaults;
+//! - [`exchanger`]: MCPist as an OAuth client of the services the owner
+//!   connects: sign-in, refresh and revocation at their providers;
+//! - [`broker`]: accounts and their secrets, from pluggable vaults; OAuth
+//!   accounts' access tokens renewed before they expire;
 //! - [`egress`]: modules' outbound HTTP, the implementation of the guest
 //!   services: approved hosts only, credentials injected by the host,
 //!   secrets redacted from what comes back;
@@ -60,6 +63,7 @@ pub(crate) mod clients;
 pub mod config;
 pub(crate) mod data_file;
 pub mod egress;
+pub mod exchanger;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -54,9 +54,10 @@ pub fn init(level: &str, file: Option<&Path>) -> anyhow::Result<()> {
 /// Targets that log content verbatim at debug level: the MCP library every
 /// request's arguments and every result (what the owner's tools read and
 /// wrote), WASI every byte a guest writes to stdout or stderr, before the
-/// host redacts and escapes it. They stay at `info` unless the filter names
-/// them (`MCPIST_LOG=debug,rmcp=debug`).
-const CONTENT_TARGETS: &[&str] = &["rmcp", "wasmtime_wasi"];
+/// host redacts and escapes it; and the AWS signer, at trace, the AWS
+/// access key id and each request to Secrets Manager. They stay at `info`
+/// unless the filter names them (`MCPIST_LOG=debug,rmcp=debug`).
+const CONTENT_TARGETS: &[&str] = &["rmcp", "wasmtime_wasi", "aws_sigv4"];
 
 fn filter(directive: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
     let mut filter = EnvFilter::try_new(directive)?;

@@ -74,7 +74,7 @@ def assert_no_secret(home, *texts):
 def test_account_cli_keeps_tokens_out_of_sight(owner):
     listing = mcpist(owner, "account", "list").stdout
     lines = [line.split() for line in listing.splitlines()]
-    assert lines[0] == ["SERVICE", "ACCOUNT", "DEFAULT", "VAULT", "REFERENCE", "SECRET"]
+    assert lines[0] == ["SERVICE", "ACCOUNT", "DEFAULT", "KIND", "VAULT", "REFERENCE", "EXPIRES", "SECRET"]
     rows = {(row[0], row[1]): row for row in lines[1:]}
     assert set(rows) == {("github", "personal"), ("github", "work"), ("notion", "team-a"), ("notion", "team-b")}
     assert rows[("github", "personal")][2] == "yes" and rows[("notion", "team-b")][2] == "yes"

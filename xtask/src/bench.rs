@@ -47,6 +47,9 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
     };
     let skip_micro = args.iter().any(|a| a == "--no-micro");
     let binary = super::build_release(root)?;
+    if args.iter().any(|a| a == "--vaults-only") {
+        return crate::vault_bench::run(root, &binary, calls);
+    }
     super::status(super::cargo().current_dir(root).args([
         "build",
         "--release",
@@ -173,6 +176,7 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
         ms(twenty.cached),
         mib(twenty.peak_rss_kib)
     );
+    crate::vault_bench::run(root, &binary, calls)?;
     if !skip_micro {
         micro(root)?;
     }
@@ -264,7 +268,7 @@ fn measure_twenty(root: &Path, binary: &Path) -> anyhow::Result<Twenty> {
     }
     cached.sort();
     let (child, mut stdio, _) = start_stdio(&mut mcpist(&["serve"]))?;
-    let warm = time_calls(&mut stdio, 1);
+    let warm = time_calls(&mut stdio, 1, CALL);
     let peak_rss_kib = peak_rss_kib(child.id());
     drop(stdio);
     stop(child);
@@ -375,10 +379,56 @@ impl Figures {
     }
 }
 
+/// Start one stdio server per command and time `calls` sequential calls of
+/// each, one server after the other in turn (the first of each turn
+/// rotating), so that any drift of the machine or of a shared upstream
+/// touches all alike; the median per server.
+pub(crate) fn interleaved_medians(
+    commands: &mut [Command],
+    calls: usize,
+    call: &str,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut servers = Vec::new();
+    for command in commands.iter_mut() {
+        let (child, stdio, _) = start_stdio(command)?;
+        servers.push((child, stdio));
+    }
+    let mut samples = vec![Vec::with_capacity(calls); servers.len()];
+    let result = (|| -> anyhow::Result<()> {
+        for i in 0..WARMUP + calls {
+            for k in 0..servers.len() {
+                let s = (i + k) % servers.len();
+                let t = Instant::now();
+                let answer = servers[s].1.request(i + 2, "tools/call", call)?;
+                let elapsed = t.elapsed();
+                if !answer.contains(r#""isError":false"#) {
+                    bail!("call {i} failed: {answer}");
+                }
+                if i >= WARMUP {
+                    samples[s].push(elapsed);
+                }
+            }
+        }
+        Ok(())
+    })();
+    for (child, stdio) in servers {
+        drop(stdio);
+        stop(child);
+    }
+    result?;
+    Ok(samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort();
+            s[s.len() / 2]
+        })
+        .collect())
+}
+
 /// Start a stdio server, time sequential calls, note its peak RSS, stop it.
 fn measure_stdio(command: &mut Command, calls: usize) -> anyhow::Result<Figures> {
     let (child, mut stdio, _) = start_stdio(command)?;
-    let timed = time_calls(&mut stdio, calls);
+    let timed = time_calls(&mut stdio, calls, CALL);
     let peak_rss_kib = peak_rss_kib(child.id());
     drop(stdio);
     stop(child);
@@ -404,7 +454,8 @@ fn measure_http(
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()?;
-    let timed = Http::connect(&address, &key).and_then(|mut http| time_calls(&mut http, calls));
+    let timed =
+        Http::connect(&address, &key).and_then(|mut http| time_calls(&mut http, calls, CALL));
     let peak_rss_kib = peak_rss_kib(child.id());
     stop(child);
     Ok(Figures::new(timed?, peak_rss_kib))
@@ -422,7 +473,7 @@ fn measure_concurrent(command: &mut Command, calls: usize) -> anyhow::Result<Con
     let (child, mut stdio, _) = start_stdio(command)?;
     let pid = child.id();
     let result = (|| {
-        time_calls(&mut stdio, WARMUP)?;
+        time_calls(&mut stdio, WARMUP, CALL)?;
         let cpu_before = cpu_seconds(pid)?;
         let started = Instant::now();
         let mut waiting = BTreeSet::new();
@@ -530,11 +581,15 @@ fn stop(mut child: Child) {
 }
 
 /// Time `calls` sequential tool calls after a warm-up: median, p99, calls/s.
-fn time_calls(client: &mut dyn Rpc, calls: usize) -> anyhow::Result<(Duration, Duration, f64)> {
+fn time_calls(
+    client: &mut dyn Rpc,
+    calls: usize,
+    call: &str,
+) -> anyhow::Result<(Duration, Duration, f64)> {
     let mut samples = Vec::with_capacity(calls);
     for i in 0..WARMUP + calls {
         let t = Instant::now();
-        let answer = client.request(i + 2, "tools/call", CALL)?;
+        let answer = client.request(i + 2, "tools/call", call)?;
         if i >= WARMUP {
             samples.push(t.elapsed());
         }

@@ -22,6 +22,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 mod bench;
+mod vault_bench;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 /// Where the source tree and cargo's registry appear in the built modules, so
@@ -351,7 +352,7 @@ fn npm_env(root: &Path) -> anyhow::Result<PathBuf> {
 
 /// A virtual environment with the end-to-end tests' requirements, made once
 /// and remade when the requirements change.
-fn python_env(root: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn python_env(root: &Path) -> anyhow::Result<PathBuf> {
     let requirements = root.join("tests/e2e/requirements.txt");
     let wanted = std::fs::read_to_string(&requirements)
         .with_context(|| format!("cannot read {}", requirements.display()))?;

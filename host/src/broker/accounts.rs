@@ -41,6 +41,34 @@ pub struct Account {
     pub vault: String,
     /// Where in that vault.
     pub reference: String,
+    /// What its secret is: a static token, or an OAuth token set.
+    #[serde(default, skip_serializing_if = "AccountKind::is_token")]
+    pub kind: AccountKind,
+}
+
+/// What an account's secret is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountKind {
+    /// A token the owner pasted; it is used as it is.
+    #[default]
+    Token,
+    /// Tokens from `mcpist account connect`, renewed by the broker.
+    OAuth,
+}
+
+impl AccountKind {
+    fn is_token(&self) -> bool {
+        *self == AccountKind::Token
+    }
+
+    /// As `mcpist account list` shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            AccountKind::Token => "token",
+            AccountKind::OAuth => "oauth",
+        }
+    }
 }
 
 /// Every account, with each service's default: `accounts.toml`.
@@ -171,6 +199,7 @@ mod tests {
             name: name.into(),
             vault: "local".into(),
             reference: format!("{service}/{name}"),
+            kind: AccountKind::Token,
         }
     }
 

@@ -99,6 +99,13 @@ impl Vault for GuardedVault {
         Ok(secret)
     }
 
+    async fn get_fresh(&self, reference: &str) -> Result<SecretString, VaultError> {
+        self.forget(reference);
+        let secret = self.bounded(self.inner.get_fresh(reference)).await?;
+        self.remember(reference, &secret);
+        Ok(secret)
+    }
+
     async fn put(&self, reference: &str, secret: SecretString) -> Result<(), VaultError> {
         self.forget(reference);
         self.bounded(self.inner.put(reference, secret.clone()))

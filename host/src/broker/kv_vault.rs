@@ -424,7 +424,7 @@ fn session(token: SecretString, ttl: u64, renewable: bool) -> Session {
     }
 }
 
-fn unavailable(vault: &str, reason: impl Into<String>) -> VaultError {
+pub(super) fn unavailable(vault: &str, reason: impl Into<String>) -> VaultError {
     VaultError::Unavailable {
         vault: vault.to_owned(),
         reason: reason.into(),
@@ -433,7 +433,7 @@ fn unavailable(vault: &str, reason: impl Into<String>) -> VaultError {
 
 /// The deepest cause of a transport error ("connection refused"), which is
 /// what the owner needs; the outer layers repeat the URL.
-fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(next) = cause.source() {
         cause = next;

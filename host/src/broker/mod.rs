@@ -6,10 +6,12 @@
 //! them to outbound requests. Modules and the LLM never receive them.
 
 mod accounts;
+mod aws_vault;
 mod env_vault;
 mod file_vault;
 mod guarded;
 mod kv_vault;
+mod renewal;
 mod vault;
 
 use std::collections::BTreeMap;
@@ -20,10 +22,13 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::data_file::Cached;
+use crate::exchanger::{ExchangeError, Exchanger, OAuthApp};
 
-pub use accounts::{Account, Accounts, AccountsError};
+pub use accounts::{Account, AccountKind, Accounts, AccountsError};
+pub use aws_vault::{AwsSettings, AwsVaultFile, InvalidKey};
 pub use guarded::DEFAULT_TIMEOUT as DEFAULT_VAULT_TIMEOUT;
 pub use kv_vault::{KvAuth, KvSettings, SecretSource};
+pub use renewal::{OAUTH_APP_SERVICE, Revocation};
 pub use vault::{Vault, VaultError};
 
 /// The vault every service uses unless `mcpist.toml` routes it elsewhere.
@@ -51,6 +56,13 @@ pub enum VaultBackend {
         /// How long a secret read may be kept in memory (zero: not kept).
         cache_for: Duration,
     },
+    /// AWS Secrets Manager.
+    Aws {
+        /// Where and how.
+        settings: Box<AwsSettings>,
+        /// How long a secret read may be kept in memory (zero: not kept).
+        cache_for: Duration,
+    },
 }
 
 /// Where accounts are listed and secrets kept.
@@ -62,6 +74,8 @@ pub struct BrokerSettings {
     pub vaults: BTreeMap<String, VaultBackend>,
     /// Service → vault name, for services not stored in [`DEFAULT_VAULT`].
     pub routes: BTreeMap<String, String>,
+    /// Service → the OAuth app its accounts connect with.
+    pub oauth: BTreeMap<String, OAuthApp>,
 }
 
 /// Why an account or its secret could not be found, kept or used.
@@ -106,10 +120,39 @@ pub enum BrokerError {
         #[source]
         source: VaultError,
     },
+    #[error(
+        "account `{account}` of `{service}` must be connected again: mcpist account connect {service} {account}"
+    )]
+    Reconnect { service: String, account: String },
+    #[error(
+        "the token of `{service}` account `{account}` has expired and cannot be renewed: {source}"
+    )]
+    Renewal {
+        service: String,
+        account: String,
+        #[source]
+        source: Box<ExchangeError>,
+    },
+    #[error(
+        "the OAuth tokens of `{service}` account `{account}` are not readable; connect it again: mcpist account connect {service} {account}"
+    )]
+    NotATokenSet { service: String, account: String },
+    #[error(
+        "the OAuth app of `{service}` has no client secret stored: run `mcpist oauth secret {service}` (it reads the secret from stdin or a hidden prompt)"
+    )]
+    NoClientSecret { service: String },
+    #[error(transparent)]
+    Exchange(Box<ExchangeError>),
     #[error(transparent)]
     Vault(#[from] VaultError),
     #[error(transparent)]
     Accounts(#[from] AccountsError),
+}
+
+impl From<ExchangeError> for BrokerError {
+    fn from(error: ExchangeError) -> BrokerError {
+        BrokerError::Exchange(Box::new(error))
+    }
 }
 
 /// Accounts and their secrets, each service's from the vault it is routed to.
@@ -117,6 +160,8 @@ pub struct Broker {
     accounts: Cached<Accounts>,
     vaults: BTreeMap<String, Arc<dyn Vault>>,
     routes: BTreeMap<String, String>,
+    exchanger: Arc<Exchanger>,
+    renewals: renewal::Renewals,
 }
 
 impl Broker {
@@ -152,6 +197,14 @@ impl Broker {
                         settings.timeout,
                         *cache_for,
                     ),
+                    VaultBackend::Aws {
+                        settings,
+                        cache_for,
+                    } => (
+                        Arc::new(aws_vault::AwsVault::new(name, settings.as_ref().clone())),
+                        settings.timeout,
+                        *cache_for,
+                    ),
                 };
                 let vault: Arc<dyn Vault> =
                     Arc::new(guarded::GuardedVault::new(vault, timeout, cache_for));
@@ -163,6 +216,7 @@ impl Broker {
             vaults,
             settings.routes.clone(),
         )
+        .with_oauth(settings.oauth.clone())
     }
 
     /// A broker over vaults built elsewhere (tests, and backends that need
@@ -173,10 +227,23 @@ impl Broker {
         routes: BTreeMap<String, String>,
     ) -> Broker {
         Broker {
+            renewals: renewal::Renewals::new(&accounts_file),
             accounts: Cached::new(&accounts_file),
             vaults,
             routes,
+            exchanger: Arc::new(Exchanger::new(BTreeMap::new())),
         }
+    }
+
+    /// The OAuth apps accounts connect with (service → app).
+    pub fn with_oauth(mut self, apps: BTreeMap<String, OAuthApp>) -> Broker {
+        self.exchanger = Arc::new(Exchanger::new(apps));
+        self
+    }
+
+    /// The requests to OAuth providers.
+    pub fn exchanger(&self) -> &Exchanger {
+        &self.exchanger
     }
 
     /// The accounts as they are on disk now: the file is read again when it
@@ -234,23 +301,35 @@ impl Broker {
             })
     }
 
-    /// Fetch an account's secret from its vault.
+    /// What a call sends for an account: its token, or for an OAuth
+    /// account its access token, renewed first when it is about to expire.
     pub async fn secret(&self, account: &Account) -> Result<SecretString, BrokerError> {
-        let vault = self
-            .vaults
-            .get(&account.vault)
-            .ok_or_else(|| BrokerError::UnknownVault {
-                service: account.service.clone(),
-                account: account.name.clone(),
-                vault: account.vault.clone(),
-            })?;
-        vault
+        match account.kind {
+            AccountKind::Token => self.stored_secret(account).await,
+            AccountKind::OAuth => self.access_token(account, None).await,
+        }
+    }
+
+    /// The account's vault entry as stored.
+    async fn stored_secret(&self, account: &Account) -> Result<SecretString, BrokerError> {
+        self.vault_of(account)?
             .get(&account.reference)
             .await
             .map_err(|source| BrokerError::Secret {
                 service: account.service.clone(),
                 account: account.name.clone(),
                 source,
+            })
+    }
+
+    /// The vault an account's secret is in.
+    fn vault_of(&self, account: &Account) -> Result<&Arc<dyn Vault>, BrokerError> {
+        self.vaults
+            .get(&account.vault)
+            .ok_or_else(|| BrokerError::UnknownVault {
+                service: account.service.clone(),
+                account: account.name.clone(),
+                vault: account.vault.clone(),
             })
     }
 
@@ -263,6 +342,18 @@ impl Broker {
         secret: Option<SecretString>,
         make_default: bool,
     ) -> Result<Account, BrokerError> {
+        self.store_account(service, name, AccountKind::Token, secret, make_default)
+            .await
+    }
+
+    async fn store_account(
+        &self,
+        service: &str,
+        name: &str,
+        kind: AccountKind,
+        secret: Option<SecretString>,
+        make_default: bool,
+    ) -> Result<Account, BrokerError> {
         check_service(service)?;
         check_account(name)?;
         let vault = self.vault_for(service)?;
@@ -271,6 +362,7 @@ impl Broker {
             name: name.to_owned(),
             vault: vault.name().to_owned(),
             reference: vault.reference_for(service, name),
+            kind,
         };
         if vault.stores_secrets() {
             let secret = secret.ok_or_else(|| VaultError::Unavailable {
@@ -313,6 +405,13 @@ impl Broker {
     }
 }
 
+/// Check a service and account name as `add` would, before work that
+/// would be wasted on a name it refuses.
+pub fn check_names(service: &str, name: &str) -> Result<(), BrokerError> {
+    check_service(service)?;
+    check_account(name)
+}
+
 fn check_account(name: &str) -> Result<(), BrokerError> {
     let ok = (1..=64).contains(&name.len())
         && name
@@ -323,7 +422,10 @@ fn check_account(name: &str) -> Result<(), BrokerError> {
 }
 
 fn check_service(service: &str) -> Result<(), BrokerError> {
-    let ok = (1..=64).contains(&service.len())
+    // The OAuth apps' client secrets are kept as if they were accounts of
+    // this service.
+    let ok = service != OAUTH_APP_SERVICE
+        && (1..=64).contains(&service.len())
         && service.starts_with(|c: char| c.is_ascii_lowercase())
         && service
             .chars()
@@ -358,6 +460,7 @@ mod tests {
                 accounts_file: dir.join("accounts.toml"),
                 vaults,
                 routes,
+                oauth: BTreeMap::new(),
             },
             None,
         )

@@ -2,9 +2,10 @@
 //! maps (service, account) to a vault and a reference.
 //!
 //! Backends differ (environment variables, the local encrypted file,
-//! HashiCorp Vault or OpenBao), but callers only ever see this trait and
-//! [`VaultError`], which separates "there is no such secret" (the owner must
-//! add it) from "the vault cannot answer" (the owner must fix the vault).
+//! HashiCorp Vault or OpenBao, AWS Secrets Manager), but callers only ever
+//! see this trait and [`VaultError`], which separates "there is no such
+//! secret" (the owner must add it) from "the vault cannot answer" (the owner
+//! must fix the vault).
 
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -49,6 +50,12 @@ pub trait Vault: Send + Sync {
 
     /// The secret under `reference`.
     async fn get(&self, reference: &str) -> Result<SecretString, VaultError>;
+
+    /// The secret as the backend holds it now, past any cache: what
+    /// another process may just have written.
+    async fn get_fresh(&self, reference: &str) -> Result<SecretString, VaultError> {
+        self.get(reference).await
+    }
 
     /// Keep `secret` under `reference`, replacing any before it.
     async fn put(&self, reference: &str, secret: SecretString) -> Result<(), VaultError>;

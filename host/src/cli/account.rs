@@ -12,8 +12,10 @@ use anyhow::Context;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use crate::broker::{Broker, BrokerError, VaultError};
+use crate::broker::{AccountKind, Broker, BrokerError, Revocation, VaultError};
 use crate::config::Config;
+use crate::exchanger::connect::SignIn;
+use crate::exchanger::{TokenSet, TokenState, unix_now};
 
 /// Longest token accepted from stdin; anything longer is not a token.
 const MAX_TOKEN_BYTES: u64 = 64 * 1024;
@@ -27,7 +29,11 @@ pub(super) async fn add(
     let broker = broker(config);
     let vault = broker.vault_for(service)?;
     let secret = if vault.stores_secrets() {
-        Some(read_token(service, name)?)
+        Some(read_secret(
+            "token",
+            &format!("Token for {service} account `{name}`: "),
+            &format!("printenv TOKEN | mcpist account add {service} {name}"),
+        )?)
     } else {
         None
     };
@@ -73,24 +79,36 @@ pub(super) async fn list(config: &Config, service: Option<&str>) -> anyhow::Resu
         return Ok(ExitCode::SUCCESS);
     }
     let mut rows = Vec::new();
+    let now = unix_now();
     for account in shown {
         // Checking that the secret is there reads it; it is dropped (and
-        // zeroized) at once and never printed.
-        let status = match broker.secret(account).await {
-            Ok(_) => "ok".to_owned(),
+        // zeroized) at once and never printed. An OAuth account's tokens
+        // are read as stored, never renewed by listing them.
+        let (status, expires) = match account.kind {
+            AccountKind::Token => (broker.secret(account).await.map(drop), "-".to_owned()),
+            AccountKind::OAuth => match broker.token_set(account, false).await {
+                Ok(set) => (Ok(()), expiry(&set, now)),
+                Err(e) => (Err(e), "-".to_owned()),
+            },
+        };
+        let status = match status {
+            Ok(()) => "ok".to_owned(),
             Err(BrokerError::Secret {
                 source: VaultError::NotFound { .. },
                 ..
             }) => "secret missing".to_owned(),
+            Err(BrokerError::Reconnect { .. }) => "connect again".to_owned(),
             Err(e) => format!("unavailable: {}", root_reason(&e)),
         };
         let default = accounts.default_for(&account.service) == Some(account.name.as_str());
         rows.push([
             account.service.clone(),
             account.name.clone(),
-            if default { "yes" } else { "" }.to_owned(),
+            if default { "yes" } else { "-" }.to_owned(),
+            account.kind.label().to_owned(),
             account.vault.clone(),
             account.reference.clone(),
+            expires,
             status,
         ]);
     }
@@ -100,8 +118,10 @@ pub(super) async fn list(config: &Config, service: Option<&str>) -> anyhow::Resu
             "SERVICE",
             "ACCOUNT",
             "DEFAULT",
+            "KIND",
             "VAULT",
             "REFERENCE",
+            "EXPIRES",
             "SECRET",
         ],
         &rows,
@@ -109,11 +129,46 @@ pub(super) async fn list(config: &Config, service: Option<&str>) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn remove(config: &Config, service: &str, name: &str) -> anyhow::Result<ExitCode> {
+/// What `account remove` does at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Revoke {
+    /// Revoke, and keep the account if that fails.
+    Required,
+    /// Revoke, and remove the account even if that fails (`--force`).
+    TryThenRemove,
+    /// Do not revoke (`--keep-remote`).
+    Skip,
+}
+
+pub(super) async fn remove(
+    config: &Config,
+    service: &str,
+    name: &str,
+    revoke: Revoke,
+) -> anyhow::Result<ExitCode> {
     let broker = broker(config);
+    let found = Broker::resolve(&broker.accounts()?, service, Some(name))?;
+    let out = &mut std::io::stdout().lock();
+    if found.kind == AccountKind::OAuth && revoke != Revoke::Skip {
+        match broker.revoke(&found).await {
+            Ok(Revocation::Revoked(n)) => {
+                writeln!(
+                    out,
+                    "Revoked {n} token(s) of {service} account `{name}` at the provider."
+                )?;
+            }
+            Ok(Revocation::NotOAuth) => {}
+            Err(e) if revoke == Revoke::Required => anyhow::bail!(
+                "{e}\nThe account is kept. Try again later, remove it anyway with `mcpist account remove {service} {name} --force`, or without contacting the provider with `--keep-remote` (then revoke MCPist's access in the provider's settings)."
+            ),
+            Err(e) => writeln!(
+                out,
+                "Could not revoke the tokens at the provider ({e}); removing the account anyway (--force). Revoke MCPist's access in the provider's settings."
+            )?,
+        }
+    }
     let account = broker.remove(service, name).await?;
     let accounts = broker.accounts()?;
-    let out = &mut std::io::stdout().lock();
     writeln!(
         out,
         "Removed {service} account `{name}` and its secret from vault `{}`.",
@@ -153,12 +208,163 @@ pub(super) fn vault_key_from_env() -> Option<SecretString> {
         .map(SecretString::from)
 }
 
-fn read_token(service: &str, name: &str) -> anyhow::Result<SecretString> {
+/// How `account connect` signs in.
+pub(super) struct ConnectOptions {
+    pub make_default: bool,
+    pub open_browser: bool,
+    pub device: bool,
+    pub timeout: std::time::Duration,
+}
+
+pub(super) async fn connect(
+    config: &Config,
+    service: &str,
+    name: &str,
+    how: ConnectOptions,
+) -> anyhow::Result<ExitCode> {
+    let broker = broker(config);
+    // Refuse a bad name before the owner signs in, not after.
+    crate::broker::check_names(service, name)?;
+    let exchanger = broker.exchanger();
+    let app = exchanger.app(service)?;
+    let client_secret = broker.client_secret(app).await?;
+    let tokens = if how.device {
+        let device = exchanger
+            .device_authorization(app, client_secret.as_ref())
+            .await?;
+        let mut err = std::io::stderr().lock();
+        writeln!(
+            err,
+            "To connect {service} account `{name}`, open {} and enter the code {} (waiting up to {} s).",
+            device.verification_uri, device.user_code, device.expires_in
+        )?;
+        if let Some(complete) = &device.verification_uri_complete {
+            writeln!(err, "Or open {complete}")?;
+        }
+        drop(err);
+        exchanger
+            .poll_device(app, client_secret.as_ref(), &device)
+            .await?
+    } else {
+        let again = format!("run `mcpist account connect {service} {name}` again");
+        let sign_in = SignIn::start(exchanger, app, again).await?;
+        writeln!(
+            std::io::stderr().lock(),
+            "To connect {service} account `{name}`, sign in at this page (waiting up to {} s):\n{}",
+            how.timeout.as_secs(),
+            sign_in.url()
+        )?;
+        if how.open_browser {
+            open_browser(sign_in.url().as_str());
+        }
+        sign_in
+            .finish(exchanger, app, client_secret.as_ref(), how.timeout)
+            .await?
+    };
+    let account = broker
+        .add_connected(service, name, &tokens, how.make_default)
+        .await?;
+    let accounts = broker.accounts()?;
+    let out = &mut std::io::stdout().lock();
+    writeln!(
+        out,
+        "Connected {service} account `{name}`; its tokens are stored in vault `{}` and renewed by MCPist.",
+        account.vault
+    )?;
+    match &tokens.scope {
+        Some(scope) => writeln!(
+            out,
+            "Granted: {scope}; the access token expires {}.",
+            expiry(&tokens, unix_now())
+        )?,
+        None => writeln!(
+            out,
+            "The access token expires {}.",
+            expiry(&tokens, unix_now())
+        )?,
+    }
+    if tokens.refresh_token.is_none() && tokens.expires_at.is_some() {
+        writeln!(
+            out,
+            "The provider issued no refresh token: connect again when the access token expires (some providers issue one only when asked for offline access)."
+        )?;
+    }
+    if accounts.default_for(service) == Some(name) {
+        writeln!(out, "It is the default {service} account.")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn store_client_secret(
+    config: &Config,
+    service: &str,
+) -> anyhow::Result<ExitCode> {
+    let broker = broker(config);
+    // A secret for an app that is not configured would sit unused.
+    broker.exchanger().app(service)?;
+    let secret = read_secret(
+        "client secret",
+        &format!("Client secret of the {service} OAuth app: "),
+        &format!("printenv CLIENT_SECRET | mcpist oauth secret {service}"),
+    )?;
+    let vault = broker.store_client_secret(service, secret).await?;
+    writeln!(
+        std::io::stdout().lock(),
+        "Stored the client secret of the {service} OAuth app in vault `{vault}`."
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// When an access token expires, in words.
+fn expiry(tokens: &TokenSet, now: i64) -> String {
+    let Some(at) = tokens.expires_at else {
+        return "never".to_owned();
+    };
+    let left = at - now;
+    let span = |secs: i64| match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    };
+    match tokens.state(now) {
+        TokenState::NeedsReconnect => "-".to_owned(),
+        _ if left > 0 => format!("in {}", span(left)),
+        TokenState::Expired => format!("expired {} ago", span(-left)),
+        _ => "due for renewal".to_owned(),
+    }
+}
+
+/// Open `url` in the desktop's browser when there is one; the URL is
+/// printed either way.
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+    {
+        "xdg-open"
+    } else {
+        return;
+    };
+    let spawned = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(e) = spawned {
+        tracing::debug!(opener, error = %e, "cannot open a browser");
+    }
+}
+
+/// A secret (`what`) from stdin, or from a prompt that does not echo.
+/// `example` shows how to pipe it.
+fn read_secret(what: &str, prompt: &str, example: &str) -> anyhow::Result<SecretString> {
     let stdin = std::io::stdin();
     let raw = if stdin.is_terminal() {
         Zeroizing::new(
-            rpassword::prompt_password(format!("Token for {service} account `{name}`: "))
-                .context("cannot read the token from the terminal")?,
+            rpassword::prompt_password(prompt)
+                .context("cannot read the secret from the terminal")?,
         )
     } else {
         let mut text = Zeroizing::new(String::new());
@@ -166,10 +372,10 @@ fn read_token(service: &str, name: &str) -> anyhow::Result<SecretString> {
             .lock()
             .take(MAX_TOKEN_BYTES + 1)
             .read_to_string(&mut text)
-            .context("cannot read the token from stdin (it must be UTF-8 text)")?;
+            .context("cannot read the secret from stdin (it must be UTF-8 text)")?;
         if text.len() as u64 > MAX_TOKEN_BYTES {
             anyhow::bail!(
-                "stdin holds more than {} KiB; pipe only the token",
+                "stdin holds more than {} KiB; pipe only the {what}",
                 MAX_TOKEN_BYTES / 1024
             );
         }
@@ -178,11 +384,11 @@ fn read_token(service: &str, name: &str) -> anyhow::Result<SecretString> {
     let token = raw.trim();
     if token.is_empty() {
         anyhow::bail!(
-            "no token was given: pipe it on stdin (e.g. `printenv TOKEN | mcpist account add {service} {name}`) or type it at the prompt"
+            "no {what} was given: pipe it on stdin (e.g. `{example}`) or type it at the prompt"
         );
     }
     if token.contains(['\n', '\r']) {
-        anyhow::bail!("the token spans several lines; pipe only the token");
+        anyhow::bail!("the {what} spans several lines; pipe only the {what}");
     }
     Ok(SecretString::from(token.to_owned()))
 }

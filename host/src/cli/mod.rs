@@ -59,6 +59,16 @@ enum Command {
     /// Manage the clients allowed over HTTP and their API keys
     #[command(subcommand)]
     Client(ClientCommand),
+    /// The OAuth apps accounts connect with
+    #[command(subcommand)]
+    Oauth(OauthCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OauthCommand {
+    /// Store the client secret of a service's OAuth app in the service's
+    /// vault; it is read from stdin or a hidden prompt
+    Secret { service: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,8 +122,39 @@ enum AccountCommand {
         /// Only this service's accounts
         service: Option<String>,
     },
-    /// Remove an account and its stored token
-    Remove { service: String, name: String },
+    /// Connect an account by signing in at the service's provider (OAuth
+    /// with PKCE); MCPist keeps and renews its tokens
+    Connect {
+        /// Service with an `[oauth.SERVICE]` app in mcpist.toml (e.g. google)
+        service: String,
+        /// A name of your choice (e.g. personal, work)
+        name: String,
+        /// Make it the service's default account
+        #[arg(long)]
+        default: bool,
+        /// Print the sign-in URL but do not open a browser
+        #[arg(long)]
+        no_browser: bool,
+        /// Sign in on another device with a code (RFC 8628), for a machine
+        /// without a browser
+        #[arg(long, conflicts_with = "no_browser")]
+        device: bool,
+        /// How long to wait for the sign-in, in seconds
+        #[arg(long, default_value_t = 300, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Remove an account and its stored token; an OAuth account's tokens
+    /// are revoked at the provider first
+    Remove {
+        service: String,
+        name: String,
+        /// Remove it here even if the provider cannot revoke its tokens
+        #[arg(long)]
+        force: bool,
+        /// Do not revoke the tokens at the provider
+        #[arg(long, conflicts_with = "force")]
+        keep_remote: bool,
+    },
     /// Make an account the one calls use when they name none
     Default { service: String, name: String },
 }
@@ -275,8 +316,39 @@ fn run_with(customize: fn(ServerBuilder<'_>) -> ServerBuilder<'_>) -> anyhow::Re
             Command::Account(AccountCommand::List { service }) => {
                 account::list(&config, service.as_deref()).await
             }
-            Command::Account(AccountCommand::Remove { service, name }) => {
-                account::remove(&config, &service, &name).await
+            Command::Account(AccountCommand::Connect {
+                service,
+                name,
+                default,
+                no_browser,
+                device,
+                timeout,
+            }) => {
+                let how = account::ConnectOptions {
+                    make_default: default,
+                    open_browser: !no_browser,
+                    device,
+                    timeout: std::time::Duration::from_secs(timeout),
+                };
+                account::connect(&config, &service, &name, how).await
+            }
+            Command::Account(AccountCommand::Remove {
+                service,
+                name,
+                force,
+                keep_remote,
+            }) => {
+                let revoke = if keep_remote {
+                    account::Revoke::Skip
+                } else if force {
+                    account::Revoke::TryThenRemove
+                } else {
+                    account::Revoke::Required
+                };
+                account::remove(&config, &service, &name, revoke).await
+            }
+            Command::Oauth(OauthCommand::Secret { service }) => {
+                account::store_client_secret(&config, &service).await
             }
             Command::Account(AccountCommand::Default { service, name }) => {
                 account::set_default(&config, &service, &name)

@@ -320,7 +320,11 @@ impl CallEgress {
         // to such a request may echo it, so it must come back in a form the
         // redactor can see whole.
         let mut credentialed = false;
-        for _ in 0..=self.egress.settings.max_redirects {
+        // An OAuth access token the service refused is renewed once per
+        // call, and the request sent again with the new one.
+        let mut renewed = false;
+        let mut redirects = 0;
+        while redirects <= self.egress.settings.max_redirects {
             let grant = self
                 .policy
                 .check(hop.method.as_str(), &hop.url)
@@ -338,8 +342,19 @@ impl CallEgress {
             let response = self
                 .send_and_record(&hop, physical.clone(), headers, allow_private, &declared)
                 .await?;
+            if injected
+                && !renewed
+                && response.status() == StatusCode::UNAUTHORIZED
+                && self.renew_secret(&hop.url).await?
+            {
+                renewed = true;
+                continue;
+            }
             match self.redirect(&hop, &physical, &response)? {
-                Some(next) => hop = next,
+                Some(next) => {
+                    hop = next;
+                    redirects += 1;
+                }
                 None => {
                     let origin = hop.url.origin().ascii_serialization();
                     if credentialed {
@@ -575,15 +590,50 @@ impl CallEgress {
                 .secret(account)
                 .await
                 .map_err(|e| EgressError::Failed(e.to_string()))?;
-            let raw = secret.expose_secret();
-            self.redactor.add_secret(raw);
-            if let Injection::Basic { username } = inject {
-                self.redactor
-                    .add(basic_credentials(username, raw).as_bytes());
-            }
-            self.secrets.insert(service.to_owned(), secret);
+            self.keep_secret(service, inject, secret);
         }
         Ok(&self.secrets[service])
+    }
+
+    /// Register a secret's forms for redaction, then keep it for the rest
+    /// of the call.
+    fn keep_secret(&mut self, service: &str, inject: &Injection, secret: SecretString) {
+        let raw = secret.expose_secret();
+        self.redactor.add_secret(raw);
+        if let Injection::Basic { username } = inject {
+            self.redactor
+                .add(basic_credentials(username, raw).as_bytes());
+        }
+        self.secrets.insert(service.to_owned(), secret);
+    }
+
+    /// After the host bound to `url` answered 401: whether the broker
+    /// renewed the credential (only OAuth accounts can be). The refused
+    /// token stays registered for redaction.
+    async fn renew_secret(&mut self, url: &Url) -> Result<bool, EgressError> {
+        let policy = self.policy.clone();
+        let Some(binding) = policy.binding_for(url) else {
+            return Ok(false);
+        };
+        let (Some(account), Some(broker), Some(rejected)) = (
+            self.accounts.get(&binding.service),
+            self.broker.as_ref(),
+            self.secrets.get(&binding.service),
+        ) else {
+            return Ok(false);
+        };
+        let renewed = broker
+            .renew_rejected(account, rejected)
+            .await
+            .map_err(|e| EgressError::Failed(e.to_string()))?;
+        match renewed {
+            Some(secret) => {
+                tracing::debug!(module = %self.policy.module, service = %binding.service, "sending again with a renewed access token");
+                self.keep_secret(&binding.service, &binding.inject, secret);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     fn refuse_module_credential(&self, what: &str, url: &Url) -> EgressError {

@@ -171,6 +171,7 @@ impl Home {
             .into_iter()
             .collect(),
             routes: Default::default(),
+            oauth: Default::default(),
         }
     }
 

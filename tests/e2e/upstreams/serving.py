@@ -14,6 +14,9 @@ class ApiHandler(BaseHTTPRequestHandler):
     request logging on stderr only with --verbose."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes; with Nagle's algorithm the
+    # body waits for the client's delayed ACK (40 ms a request).
+    disable_nagle_algorithm = True
     # Prefix of the log lines.
     log_name = "upstream"
     # Set on the class by main().

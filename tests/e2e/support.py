@@ -162,3 +162,22 @@ def account_rows(listing):
     header = lines[0].split()
     rows = [dict(zip(header, re.split(r"\s{2,}", line.strip()))) for line in lines[1:]]
     return {(row["SERVICE"], row["ACCOUNT"]): row for row in rows}
+
+
+@contextmanager
+def node_issuer(script, *args):
+    """Run tests/e2e/SCRIPT (an authorization server) with Node 22 until the
+    block ends; yield the issuer it prints as `issuer URL` once listening."""
+    process = subprocess.Popen(
+        [str(NODE), str(node_script(script)), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("issuer "), f"{script} did not start: {line!r}"
+        yield line.split()[1]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -26,6 +26,7 @@ from mcp import Client, StdioServerParameters
 from support import BINARY, env_for, free_port, mcpist, text_of
 # `upstreams`: the local GitHub and Notion servers, as the account tests use them.
 from test_accounts import call, upstreams  # noqa: F401
+from test_vaults import configure as configure_vault
 
 MOTO = Path(sys.executable).parent / "moto_server"
 REGION = "eu-west-3"
@@ -107,16 +108,7 @@ def serve(home, env):
 
 def configure(home, upstreams, vault_table):
     """GitHub on the local encrypted vault, Notion on the vault `sm`."""
-    (home / "mcpist.toml").write_text(
-        '[log]\nfile = "mcpist.log"\nlevel = "trace"\n'
-        "[upstreams]\n"
-        f'"api.github.com" = "{upstreams["github"]}"\n'
-        f'"api.notion.com" = "{upstreams["notion"]}"\n'
-        f'[vaults.sm]\nkind = "aws"\n{vault_table}\n'
-        '[services.notion]\nvault = "sm"\n'
-    )
-    for module, host in [("github", "https://api.github.com"), ("notion", "https://api.notion.com")]:
-        mcpist(home, "plugins", "host", module, host, "--allow-private")
+    configure_vault(home, upstreams, f'kind = "aws"\n{vault_table}', vault="sm")
 
 
 def assert_nothing_leaked(home, *texts, secrets_):

@@ -13,7 +13,6 @@ Python MCP SDK."""
 
 import re
 import subprocess
-import time
 from contextlib import contextmanager
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -24,12 +23,11 @@ from mcp import Client
 
 from support import (
     BINARY,
-    NODE,
     account_rows,
     env_for,
     free_port,
     mcpist,
-    node_script,
+    node_issuer,
     python_upstream,
     serve,
     text_of,
@@ -40,22 +38,9 @@ CLIENT_SECRET = "calendar-app-secret"
 RECONNECT = "must be connected again: mcpist account connect google work"
 
 
-@contextmanager
 def authorization_server(access_token_ttl):
     """service_provider.mjs on a free port; yields its issuer."""
-    process = subprocess.Popen(
-        [str(NODE), str(node_script("service_provider.mjs")), str(free_port()), RESOURCE, str(access_token_ttl)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("issuer "), f"the provider did not start: {line!r}"
-        yield line.split()[1]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    return node_issuer("service_provider.mjs", free_port(), RESOURCE, access_token_ttl)
 
 
 def stats(issuer):

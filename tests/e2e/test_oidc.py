@@ -10,7 +10,6 @@ own."""
 import json
 import subprocess
 import time
-from contextlib import contextmanager
 
 import httpx2
 import pytest
@@ -23,6 +22,7 @@ from support import (
     connect,
     free_port,
     http_server,
+    node_issuer,
     node_script,
     text_of,
 )
@@ -44,24 +44,11 @@ def new_key(kid):
     return json.loads(node("genkey", kid))
 
 
-@contextmanager
 def openid_provider(tmp_path, port, keys, resources):
-    """Run oidc-provider on `port`, signing with keys[0]; yield its issuer."""
+    """Run oidc-provider on `port`, signing with keys[0]; yields its issuer."""
     keys_file = tmp_path / f"provider-keys-{time.monotonic_ns()}.json"
     keys_file.write_text(json.dumps({"keys": keys}))
-    process = subprocess.Popen(
-        [str(NODE), str(provider_script()), "serve", str(port), str(keys_file), *resources],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("issuer "), f"oidc-provider did not start: {line!r}"
-        yield line.split()[1]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    return node_issuer("oidc_provider.mjs", "serve", port, keys_file, *resources)
 
 
 def access_token(issuer, resource, client="desk-agent"):

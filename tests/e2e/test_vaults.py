@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2 as httpx
@@ -86,15 +85,16 @@ def bao(tmp_path):
     server.stop()
 
 
-def configure(home, upstreams, vault_table):
-    """GitHub on the local encrypted vault, Notion on the vault `bao`."""
+def configure(home, upstreams, vault_table, vault="bao"):
+    """GitHub on the local encrypted vault, Notion on the vault `vault`
+    (`vault_table` its settings)."""
     (home / "mcpist.toml").write_text(
         '[log]\nfile = "mcpist.log"\nlevel = "trace"\n'
         "[upstreams]\n"
         f'"api.github.com" = "{upstreams["github"]}"\n'
         f'"api.notion.com" = "{upstreams["notion"]}"\n'
-        f"[vaults.bao]\n{vault_table}\n"
-        '[services.notion]\nvault = "bao"\n'
+        f"[vaults.{vault}]\n{vault_table}\n"
+        f'[services.notion]\nvault = "{vault}"\n'
     )
     for module, host in [("github", "https://api.github.com"), ("notion", "https://api.notion.com")]:
         mcpist(home, "plugins", "host", module, host, "--allow-private")

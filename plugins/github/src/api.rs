@@ -2,6 +2,7 @@
 //! wants, error messages, and `Link` pagination.
 
 use mcpist_plugin::ToolError;
+pub use mcpist_plugin::web::Query;
 use mcpist_plugin::web::{self, Response, Transport};
 use serde_json::Value;
 
@@ -53,45 +54,6 @@ pub fn send(
         request = request.json(body);
     }
     http.send(request)
-}
-
-/// A path with a query string built from the parameters that are set.
-pub struct Query {
-    path: String,
-    params: Vec<(&'static str, String)>,
-}
-
-impl Query {
-    pub fn new(path: String) -> Query {
-        Query {
-            path,
-            params: Vec::new(),
-        }
-    }
-
-    pub fn set(mut self, name: &'static str, value: impl ToString) -> Query {
-        self.params.push((name, value.to_string()));
-        self
-    }
-
-    pub fn opt(self, name: &'static str, value: Option<impl ToString>) -> Query {
-        match value {
-            Some(value) => self.set(name, value),
-            None => self,
-        }
-    }
-
-    pub fn build(self) -> String {
-        if self.params.is_empty() {
-            return self.path;
-        }
-        let query: Vec<String> = self
-            .params
-            .iter()
-            .map(|(name, value)| format!("{name}={}", web::encode(value)))
-            .collect();
-        format!("{}?{}", self.path, query.join("&"))
-    }
 }
 
 /// One path segment (an owner, a repository name), checked and encoded.

@@ -212,6 +212,49 @@ pub fn encode(value: &str) -> String {
     out
 }
 
+/// A path with a query string built from the parameters that are set.
+pub struct Query {
+    path: String,
+    params: Vec<(&'static str, String)>,
+}
+
+impl Query {
+    /// `path`, without a query yet.
+    pub fn new(path: String) -> Query {
+        Query {
+            path,
+            params: Vec::new(),
+        }
+    }
+
+    /// Add `name=value`.
+    pub fn set(mut self, name: &'static str, value: impl ToString) -> Query {
+        self.params.push((name, value.to_string()));
+        self
+    }
+
+    /// Add `name=value` if there is a value.
+    pub fn opt(self, name: &'static str, value: Option<impl ToString>) -> Query {
+        match value {
+            Some(value) => self.set(name, value),
+            None => self,
+        }
+    }
+
+    /// The path with its query, every value percent-encoded.
+    pub fn build(self) -> String {
+        if self.params.is_empty() {
+            return self.path;
+        }
+        let query: Vec<String> = self
+            .params
+            .iter()
+            .map(|(name, value)| format!("{name}={}", encode(value)))
+            .collect();
+        format!("{}?{}", self.path, query.join("&"))
+    }
+}
+
 /// Percent-encode a path that may contain `/` separators, keeping them.
 pub fn encode_path(path: &str) -> String {
     path.split('/').map(encode).collect::<Vec<_>>().join("/")
@@ -229,6 +272,17 @@ mod tests {
             Some("https://api.github.com/user/repos?page=2")
         );
         assert_eq!(next_link(r#"<https://x/?page=1>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn a_query_holds_only_the_parameters_that_are_set() {
+        let path = Query::new("/items".into())
+            .set("q", "a&b c")
+            .opt("page", None::<u32>)
+            .opt("per_page", Some(50))
+            .build();
+        assert_eq!(path, "/items?q=a%26b%20c&per_page=50");
+        assert_eq!(Query::new("/items".into()).build(), "/items");
     }
 
     #[test]

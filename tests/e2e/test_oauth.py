@@ -252,6 +252,11 @@ async def test_a_refused_access_token_is_renewed_once_and_the_request_sent_again
             assert not (await calendars(client)).is_error
             assert httpx2.get(f"{api}/_test/requests").json()["unauthorized"] == 1
             assert stats(issuer)["refresh_requests"] == 1
+        # Connecting the account again revokes the grant it replaces.
+        replaced = stats(issuer)["refresh_tokens"][-1]
+        assert introspect(issuer, replaced)
+        assert "The tokens it replaced were revoked" in connect_account(home)
+        assert not introspect(issuer, replaced)
 
 
 @pytest.mark.anyio

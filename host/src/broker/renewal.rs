@@ -270,25 +270,37 @@ impl Broker {
     /// refresh token first (which ends the grant at most providers), then
     /// the access token. A token set already gone has nothing to revoke.
     pub async fn revoke(&self, account: &Account) -> Result<Revocation, BrokerError> {
-        if account.kind != AccountKind::OAuth {
-            return Ok(Revocation::NotOAuth);
+        match self.stored_tokens(account).await? {
+            None if account.kind != AccountKind::OAuth => Ok(Revocation::NotOAuth),
+            None => Ok(Revocation::Revoked(0)),
+            Some(set) => self.revoke_tokens(&account.service, &set).await,
         }
-        let vault = self.vault_of(account)?;
-        let stored = match vault.get_fresh(&account.reference).await {
-            Ok(stored) => stored,
-            Err(VaultError::NotFound { .. }) => return Ok(Revocation::Revoked(0)),
-            Err(source) => {
-                return Err(BrokerError::Secret {
-                    service: account.service.clone(),
-                    account: account.name.clone(),
-                    source,
-                });
-            }
-        };
-        let Some(set) = TokenSet::parse(&stored) else {
-            return Ok(Revocation::Revoked(0));
-        };
-        let app = self.exchanger.app(&account.service)?;
+    }
+
+    /// An OAuth account's token set as stored, even one marked for a new
+    /// connect; `None` for a static token or a secret already gone.
+    pub async fn stored_tokens(&self, account: &Account) -> Result<Option<TokenSet>, BrokerError> {
+        if account.kind != AccountKind::OAuth {
+            return Ok(None);
+        }
+        match self.vault_of(account)?.get_fresh(&account.reference).await {
+            Ok(stored) => Ok(TokenSet::parse(&stored)),
+            Err(VaultError::NotFound { .. }) => Ok(None),
+            Err(source) => Err(BrokerError::Secret {
+                service: account.service.clone(),
+                account: account.name.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Revoke a token set of `service` at its provider.
+    pub async fn revoke_tokens(
+        &self,
+        service: &str,
+        set: &TokenSet,
+    ) -> Result<Revocation, BrokerError> {
+        let app = self.exchanger.app(service)?;
         let client_secret = self.client_secret(app).await?;
         let mut revoked = 0;
         if let Some(refresh_token) = &set.refresh_token {
@@ -306,5 +318,169 @@ impl Broker {
             )
             .await?;
         Ok(Revocation::Revoked(revoked + 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use axum::Json;
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use secrecy::ExposeSecret;
+    use serde_json::{Value, json};
+
+    use super::super::{BrokerSettings, DEFAULT_VAULT, VaultBackend};
+    use super::*;
+    use crate::exchanger::{ClientAuth, EndpointSource, Endpoints};
+
+    /// A token endpoint that rotates refresh tokens and refuses a spent
+    /// one, as strict providers do; slow enough that concurrent renewals
+    /// would overlap.
+    #[derive(Default)]
+    struct Provider {
+        /// The refresh token it accepts now, and how many refreshes it did.
+        state: Mutex<(String, usize)>,
+    }
+
+    async fn token(
+        State(provider): State<Arc<Provider>>,
+        body: String,
+    ) -> (StatusCode, Json<Value>) {
+        let presented = url::form_urlencoded::parse(body.as_bytes())
+            .find(|(k, _)| k == "refresh_token")
+            .map(|(_, v)| v.into_owned());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut state = provider.state.lock().unwrap();
+        if presented.as_deref() != Some(state.0.as_str()) {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(
+                    json!({"error": "invalid_grant", "error_description": "refresh token already used"}),
+                ),
+            );
+        }
+        state.1 += 1;
+        state.0 = format!("rt-{}", state.1 + 1);
+        let answer = json!({"access_token": format!("at-{}", state.1 + 1), "token_type": "Bearer",
+                            "expires_in": 3600, "refresh_token": state.0});
+        (StatusCode::OK, Json(answer))
+    }
+
+    fn broker(dir: &Path, token_url: &str) -> Broker {
+        let app = OAuthApp {
+            service: "google".into(),
+            client_id: "app".into(),
+            endpoints: EndpointSource::Given(Arc::new(Endpoints {
+                issuer: None,
+                authorization: None,
+                token: url::Url::parse(token_url).unwrap(),
+                revocation: None,
+                device_authorization: None,
+            })),
+            scopes: Vec::new(),
+            extra_params: Vec::new(),
+            client_auth: ClientAuth::None,
+            resource: None,
+            redirect_port: 0,
+            refresh_skew: Duration::from_secs(60),
+        };
+        let vaults = BTreeMap::from([(
+            DEFAULT_VAULT.to_owned(),
+            VaultBackend::File {
+                path: dir.join("vault.enc"),
+                key_file: dir.join("vault.key"),
+            },
+        )]);
+        Broker::new(
+            &BrokerSettings {
+                accounts_file: dir.join("accounts.toml"),
+                vaults,
+                routes: BTreeMap::new(),
+                oauth: BTreeMap::from([("google".to_owned(), app)]),
+            },
+            None,
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_brokers_renewing_at_once_make_one_refresh_and_agree_on_its_token() {
+        let provider = Arc::new(Provider {
+            state: Mutex::new(("rt-1".to_owned(), 0)),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let router = axum::Router::new()
+            .route("/token", axum::routing::post(token))
+            .with_state(provider.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+
+        let dir = tempfile::tempdir().unwrap();
+        // Two brokers on one home share nothing in memory: like two
+        // `mcpist` processes started by two clients.
+        let (first, second) = (
+            Arc::new(broker(dir.path(), &url)),
+            Arc::new(broker(dir.path(), &url)),
+        );
+        let expired = TokenSet::issued(
+            SecretString::from("at-1"),
+            "Bearer".into(),
+            Some(SecretString::from("rt-1")),
+            Some(-10),
+            None,
+            unix_now(),
+        );
+        let account = first
+            .add_connected("google", "work", &expired, false)
+            .await
+            .unwrap();
+
+        let mut calls = Vec::new();
+        for i in 0..20 {
+            let broker = if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let account = account.clone();
+            calls.push(tokio::spawn(async move { broker.secret(&account).await }));
+        }
+        for call in calls {
+            assert_eq!(call.await.unwrap().unwrap().expose_secret(), "at-2");
+        }
+        assert_eq!(provider.state.lock().unwrap().1, 1);
+        let stored = second.token_set(&account, true).await.unwrap();
+        assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-2");
+
+        // The token the service refused is renewed once, however many
+        // calls saw the refusal.
+        let rejected = SecretString::from("at-2");
+        let (a, b) = tokio::join!(
+            first.renew_rejected(&account, &rejected),
+            second.renew_rejected(&account, &rejected)
+        );
+        assert_eq!(a.unwrap().unwrap().expose_secret(), "at-3");
+        assert_eq!(b.unwrap().unwrap().expose_secret(), "at-3");
+        assert_eq!(provider.state.lock().unwrap().1, 2);
+
+        // A spent refresh token (a vault restored from a backup): the
+        // account must be connected again, and says so.
+        first
+            .add_connected("google", "work", &expired, false)
+            .await
+            .unwrap();
+        let error = second.secret(&account).await.unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "account `work` of `google` must be connected again: mcpist account connect google work"
+        );
+        assert!(matches!(
+            first.secret(&account).await,
+            Err(BrokerError::Reconnect { .. })
+        ));
+        assert_eq!(provider.state.lock().unwrap().1, 2);
     }
 }

@@ -261,6 +261,12 @@ pub(super) async fn connect(
             .finish(exchanger, app, client_secret.as_ref(), how.timeout)
             .await?
     };
+    // Tokens of an account connected before under this name: revoked once
+    // the new ones are stored, so a reconnect leaves no grant behind.
+    let previous = match Broker::resolve(&broker.accounts()?, service, Some(name)) {
+        Ok(account) => broker.stored_tokens(&account).await.ok().flatten(),
+        Err(_) => None,
+    };
     let account = broker
         .add_connected(service, name, &tokens, how.make_default)
         .await?;
@@ -288,6 +294,15 @@ pub(super) async fn connect(
             out,
             "The provider issued no refresh token: connect again when the access token expires (some providers issue one only when asked for offline access)."
         )?;
+    }
+    if let Some(previous) = previous {
+        match broker.revoke_tokens(service, &previous).await {
+            Ok(_) => writeln!(out, "The tokens it replaced were revoked at the provider.")?,
+            Err(e) => writeln!(
+                out,
+                "The tokens it replaced could not be revoked ({e}); revoke them in the provider's settings if they matter."
+            )?,
+        }
     }
     if accounts.default_for(service) == Some(name) {
         writeln!(out, "It is the default {service} account.")?;

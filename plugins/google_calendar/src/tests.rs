@@ -1,60 +1,21 @@
 //! Tool tests against a scripted Google Calendar API.
 
-use mcpist_plugin::web::{Request, Response, Transport};
+use mcpist_plugin::web::ScriptedApi;
 use mcpist_plugin::{CallOutput, ToolError, ToolFlags};
 use serde_json::{Value, json};
 
 use crate::{api, dispatch};
 
-type Handler = Box<dyn FnMut(&str, &str, Option<&Value>) -> (u16, Value)>;
+/// The scripted API the tools are tested against.
+type Fake = ScriptedApi;
 
-struct Fake {
-    handler: Handler,
-    sent: Vec<(String, String, Option<Value>)>,
+fn fake(script: impl FnMut(&str, &str, Option<&Value>) -> (u16, Value) + 'static) -> Fake {
+    ScriptedApi::new(api::API, script)
 }
 
-impl Fake {
-    fn new(handler: impl FnMut(&str, &str, Option<&Value>) -> (u16, Value) + 'static) -> Fake {
-        Fake {
-            handler: Box::new(handler),
-            sent: Vec::new(),
-        }
-    }
-
-    /// A Google that must not be asked: the arguments are refused first.
-    fn unreachable() -> Fake {
-        Fake::new(|method, path, _| panic!("no request expected, got {method} {path}"))
-    }
-}
-
-impl Transport for Fake {
-    fn send(&mut self, request: Request) -> Result<Response, ToolError> {
-        let method = request.method();
-        let path = request
-            .url()
-            .strip_prefix(api::API)
-            .expect("only the Calendar API is called");
-        assert!(
-            !request
-                .headers()
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case("authorization")),
-            "the host, not the module, authorizes requests"
-        );
-        let body: Option<Value> = request
-            .body_bytes()
-            .map(|b| serde_json::from_slice(b).expect("JSON bodies"));
-        self.sent.push((method.into(), path.into(), body.clone()));
-        let (status, body) = (self.handler)(method, path, body.as_ref());
-        Ok(Response {
-            status,
-            headers: vec![(
-                "Content-Type".into(),
-                "application/json; charset=UTF-8".into(),
-            )],
-            body: body.to_string().into_bytes(),
-        })
-    }
+/// A Google that must not be asked: the arguments are refused first.
+fn unreachable() -> Fake {
+    fake(|method, path, _| panic!("no request expected, got {method} {path}"))
 }
 
 fn run(http: &mut Fake, tool: &str, args: Value) -> Result<Value, ToolError> {
@@ -125,7 +86,7 @@ fn describe_is_deterministic_and_binds_the_token_to_googleapis() {
 
 #[test]
 fn list_calendars_pages_and_trims_entries() {
-    let mut http = Fake::new(|method, path, _| {
+    let mut http = fake(|method, path, _| {
         assert_eq!(
             (method, path),
             (
@@ -161,7 +122,7 @@ fn list_calendars_pages_and_trims_entries() {
 
 #[test]
 fn list_events_expands_recurrences_in_order_and_encodes_the_calendar() {
-    let mut http = Fake::new(|_, path, _| {
+    let mut http = fake(|_, path, _| {
         assert_eq!(
             path,
             "/calendars/en.usa%23holiday%40group.v.calendar.google.com/events?timeMin=2024-05-01T00%3A00%3A00%2B02%3A00&timeMax=2024-05-08T00%3A00%3A00Z&singleEvents=true&orderBy=startTime&maxResults=2500&q=stand%20up&timeZone=Europe%2FParis"
@@ -195,7 +156,7 @@ fn list_events_expands_recurrences_in_order_and_encodes_the_calendar() {
 
 #[test]
 fn list_events_refuses_ranges_google_would_refuse_without_saying_why() {
-    let mut http = Fake::unreachable();
+    let mut http = unreachable();
     let m = invalid(
         &mut http,
         "list_events",
@@ -242,7 +203,7 @@ fn list_events_refuses_ranges_google_would_refuse_without_saying_why() {
 
 #[test]
 fn get_event_shows_the_whole_event_and_names_what_was_not_found() {
-    let mut http = Fake::new(|_, path, _| match path {
+    let mut http = fake(|_, path, _| match path {
         "/calendars/primary/events/abc_20240501T073000Z" => (
             200,
             json!({"id": "abc_20240501T073000Z", "status": "confirmed", "summary": "Standup",
@@ -281,7 +242,7 @@ fn get_event_shows_the_whole_event_and_names_what_was_not_found() {
 
 #[test]
 fn free_busy_combines_calendars_and_reports_those_google_could_not_read() {
-    let mut http = Fake::new(|method, path, body| {
+    let mut http = fake(|method, path, body| {
         assert_eq!((method, path), ("POST", "/freeBusy"));
         assert_eq!(
             body.unwrap(),
@@ -338,7 +299,7 @@ fn free_busy_combines_calendars_and_reports_those_google_could_not_read() {
 
 #[test]
 fn free_slots_are_written_at_time_min_offset_and_skip_nothing_unasked() {
-    let mut http = Fake::new(|_, _, _| {
+    let mut http = fake(|_, _, _| {
         (
             200,
             json!({"calendars": {
@@ -373,7 +334,7 @@ fn free_slots_are_written_at_time_min_offset_and_skip_nothing_unasked() {
 
 #[test]
 fn no_free_slots_are_claimed_when_no_calendar_could_be_read() {
-    let mut http = Fake::new(|_, _, _| {
+    let mut http = fake(|_, _, _| {
         (
             200,
             json!({"calendars": {"x@example.com": {"errors": [{"domain": "global", "reason": "notFound"}], "busy": []}}}),
@@ -392,7 +353,7 @@ fn no_free_slots_are_claimed_when_no_calendar_could_be_read() {
     );
     // A busy interval Google wrote in a way that cannot be read fails the
     // call rather than becoming free time.
-    let mut http = Fake::new(|_, _, _| {
+    let mut http = fake(|_, _, _| {
         (
             200,
             json!({"calendars": {"primary": {"busy": [{"start": "soon", "end": "2024-05-01T10:00:00Z"}]}}}),
@@ -410,7 +371,7 @@ fn no_free_slots_are_claimed_when_no_calendar_could_be_read() {
 
 #[test]
 fn create_event_sends_googles_shapes_and_no_emails_by_default() {
-    let mut http = Fake::new(|method, path, body| {
+    let mut http = fake(|method, path, body| {
         let body = body.unwrap().clone();
         assert_eq!(method, "POST");
         match path {
@@ -470,7 +431,7 @@ fn create_event_sends_googles_shapes_and_no_emails_by_default() {
 
 #[test]
 fn create_event_checks_start_and_end_before_asking_google() {
-    let mut http = Fake::unreachable();
+    let mut http = unreachable();
     for (start, end, why) in [
         (
             json!({"date": "2024-05-01"}),
@@ -530,7 +491,7 @@ fn create_event_checks_start_and_end_before_asking_google() {
 
 #[test]
 fn a_refused_token_is_reported_with_the_account_to_mend() {
-    let mut http = Fake::new(|_, _, _| {
+    let mut http = fake(|_, _, _| {
         (
             401,
             json!({"error": {"code": 401, "message": "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
@@ -554,7 +515,7 @@ fn a_refused_token_is_reported_with_the_account_to_mend() {
 
 #[test]
 fn unknown_tools_are_named() {
-    let mut http = Fake::unreachable();
+    let mut http = unreachable();
     assert!(matches!(
         dispatch(&mut http, "delete_everything", "{}", None),
         Err(ToolError::UnknownTool(m)) if m.contains("delete_everything")

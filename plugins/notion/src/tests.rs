@@ -1,45 +1,16 @@
 //! Tool tests against a scripted Notion.
 
-use mcpist_plugin::web::{Request, Response, Transport};
+use mcpist_plugin::web::ScriptedApi;
 use mcpist_plugin::{Content, ToolError};
 use serde_json::{Value, json};
 
 use crate::{api, dispatch};
 
-type Handler = Box<dyn FnMut(&str, &str, Option<&Value>) -> (u16, Value)>;
+/// The scripted API the tools are tested against.
+type Fake = ScriptedApi;
 
-struct Fake {
-    handler: Handler,
-    sent: Vec<(String, String, Option<Value>)>,
-}
-
-impl Fake {
-    fn new(handler: impl FnMut(&str, &str, Option<&Value>) -> (u16, Value) + 'static) -> Fake {
-        Fake {
-            handler: Box::new(handler),
-            sent: Vec::new(),
-        }
-    }
-}
-
-impl Transport for Fake {
-    fn send(&mut self, request: Request) -> Result<Response, ToolError> {
-        let method = request.method();
-        let path = request
-            .url()
-            .strip_prefix(api::API)
-            .expect("only the API is called");
-        let body: Option<Value> = request
-            .body_bytes()
-            .map(|b| serde_json::from_slice(b).expect("JSON bodies"));
-        self.sent.push((method.into(), path.into(), body.clone()));
-        let (status, body) = (self.handler)(method, path, body.as_ref());
-        Ok(Response {
-            status,
-            headers: vec![],
-            body: body.to_string().into_bytes(),
-        })
-    }
+fn fake(script: impl FnMut(&str, &str, Option<&Value>) -> (u16, Value) + 'static) -> Fake {
+    ScriptedApi::new(api::API, script)
 }
 
 const PAGE: &str = "1429989f-e8ac-4eff-bc8f-57f56486db54";
@@ -77,7 +48,7 @@ fn describe_is_deterministic_and_binds_the_token_to_notion() {
 
 #[test]
 fn search_sends_filter_and_trims_results() {
-    let mut http = Fake::new(|method, path, body| {
+    let mut http = fake(|method, path, body| {
         assert_eq!((method, path), ("POST", "/search"));
         assert_eq!(
             body.unwrap(),
@@ -108,7 +79,7 @@ fn search_sends_filter_and_trims_results() {
 
 #[test]
 fn get_page_follows_pagination_and_nesting() {
-    let mut http = Fake::new(|_, path, _| match path {
+    let mut http = fake(|_, path, _| match path {
         p if p == format!("/pages/{PAGE}") => (
             200,
             json!({"object": "page", "id": PAGE, "url": "https://www.notion.so/x", "last_edited_time": "t",
@@ -158,7 +129,7 @@ fn get_page_follows_pagination_and_nesting() {
 
 #[test]
 fn get_page_stops_at_the_block_budget_and_depth() {
-    let mut http = Fake::new(|_, path, _| {
+    let mut http = fake(|_, path, _| {
         if path.starts_with("/pages/") {
             return (
                 200,
@@ -193,7 +164,7 @@ fn get_page_stops_at_the_block_budget_and_depth() {
 
 #[test]
 fn errors_say_what_notion_said() {
-    let mut http = Fake::new(|_, _, _| {
+    let mut http = fake(|_, _, _| {
         (
             404,
             json!({"object": "error", "status": 404, "code": "object_not_found", "message": "Could not find page with ID: x. Make sure the relevant pages and databases are shared with your integration."}),
@@ -221,7 +192,7 @@ fn errors_say_what_notion_said() {
 
 #[test]
 fn query_database_passes_filter_and_sorts_and_flattens_rows() {
-    let mut http = Fake::new(|method, path, body| {
+    let mut http = fake(|method, path, body| {
         assert_eq!(
             (method, path),
             ("POST", format!("/databases/{PAGE}/query").as_str())
@@ -253,7 +224,7 @@ fn create_page_in_a_database_splits_content_and_appends_the_rest() {
             .collect::<Vec<_>>()
             .join("\n\n")
     );
-    let mut http = Fake::new(|method, path, body| {
+    let mut http = fake(|method, path, body| {
         let body = body.unwrap();
         match (method, path) {
             ("POST", "/pages") => {
@@ -300,7 +271,7 @@ fn create_page_in_a_database_splits_content_and_appends_the_rest() {
 
 #[test]
 fn create_page_checks_its_parent() {
-    let mut http = Fake::new(|_, _, _| panic!("no request expected"));
+    let mut http = fake(|_, _, _| panic!("no request expected"));
     for args in [
         json!({"title": "T"}),
         json!({"title": "T", "parent_page_id": PAGE, "parent_database_id": PAGE}),
@@ -320,7 +291,7 @@ fn create_page_checks_its_parent() {
 
 #[test]
 fn create_page_under_a_page_uses_the_title_property() {
-    let mut http = Fake::new(|_, _, body| {
+    let mut http = fake(|_, _, body| {
         let body = body.unwrap();
         assert_eq!(
             body,

@@ -260,6 +260,70 @@ pub fn encode_path(path: &str) -> String {
     path.split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 
+/// What a scripted API answers: a status and a JSON body, given the
+/// method, the path below the API's base URL and the JSON body sent.
+#[cfg(feature = "testing")]
+type Script = Box<dyn FnMut(&str, &str, Option<&Value>) -> (u16, Value)>;
+
+/// A scripted JSON API for a module's native tests: every request must go
+/// below `base` and carry no `Authorization` (the host attaches
+/// credentials), and is recorded in [`ScriptedApi::sent`]. With the
+/// `testing` feature only (a dev-dependency), so that it never changes a
+/// module's build.
+#[cfg(feature = "testing")]
+pub struct ScriptedApi {
+    base: &'static str,
+    script: Script,
+    /// Every request: method, path below the base, JSON body.
+    pub sent: Vec<(String, String, Option<Value>)>,
+}
+
+#[cfg(feature = "testing")]
+impl ScriptedApi {
+    /// An API at `base` answering with `script`.
+    pub fn new(
+        base: &'static str,
+        script: impl FnMut(&str, &str, Option<&Value>) -> (u16, Value) + 'static,
+    ) -> ScriptedApi {
+        ScriptedApi {
+            base,
+            script: Box::new(script),
+            sent: Vec::new(),
+        }
+    }
+}
+
+#[cfg(feature = "testing")]
+impl Transport for ScriptedApi {
+    fn send(&mut self, request: Request) -> Result<Response, ToolError> {
+        let method = request.method();
+        let path = request
+            .url()
+            .strip_prefix(self.base)
+            .unwrap_or_else(|| panic!("only {} is called, not {}", self.base, request.url()));
+        assert!(
+            !request
+                .headers()
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("authorization")),
+            "the host, not the module, authorizes requests"
+        );
+        let body: Option<Value> = request
+            .body_bytes()
+            .map(|b| serde_json::from_slice(b).expect("JSON bodies"));
+        self.sent.push((method.into(), path.into(), body.clone()));
+        let (status, body) = (self.script)(method, path, body.as_ref());
+        Ok(Response {
+            status,
+            headers: vec![(
+                "Content-Type".into(),
+                "application/json; charset=UTF-8".into(),
+            )],
+            body: body.to_string().into_bytes(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

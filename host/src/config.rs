@@ -101,6 +101,17 @@ struct ConfigFile {
     guards: GuardsFile,
     #[serde(default)]
     cache: CacheFile,
+    #[serde(default)]
+    console: ConsoleFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsoleFile {
+    enabled: Option<bool>,
+    bind: Option<std::net::SocketAddr>,
+    idle_timeout_mins: Option<u64>,
+    allow_remote: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -294,9 +305,28 @@ pub struct Config {
     pub guards: Guards,
     /// Where compiled modules are kept across starts; none when disabled.
     pub compiled_cache: Option<PathBuf>,
+    /// The owner's web console.
+    pub console: ConsoleSettings,
+}
+
+/// The owner's web console (`mcpist console`, and `/console` under
+/// `mcpist serve --http`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsoleSettings {
+    /// Served under `/console` by `mcpist serve --http`.
+    pub enabled: bool,
+    /// Where `mcpist console` listens.
+    pub bind: std::net::SocketAddr,
+    /// A session unused this long ends.
+    pub idle_timeout: Duration,
 }
 
 impl Config {
+    /// Where rejected and removed module files are set aside.
+    pub fn rejected_dir(&self) -> PathBuf {
+        self.home.join("rejected")
+    }
+
     /// The key that proves compiled-cache entries were written by this
     /// user's mcpist: in the data folder, outside the cache folder and
     /// outside `plugins/`.
@@ -437,6 +467,7 @@ impl Config {
                 },
                 None => Guards::default(),
             },
+            console: console(file.console, &source)?,
             upstreams: file.upstreams,
             plugins_dir: paths.or_default(file.plugins_dir, "plugins"),
             lock_file: paths.or_default(file.lock_file, "registry.lock"),
@@ -850,6 +881,27 @@ fn audit(file: AuditFile, paths: &Paths) -> AuditSettings {
         fsync: file.fsync.unwrap_or_default(),
         arguments: file.arguments.unwrap_or(false),
     }
+}
+
+fn console(file: ConsoleFile, source: &Source) -> Result<ConsoleSettings, ConfigError> {
+    let bind = file.bind.unwrap_or(([127, 0, 0, 1], 8771).into());
+    // The console changes what the server trusts: off loopback only when
+    // the owner says so in as many words.
+    if !bind.ip().is_loopback() && file.allow_remote != Some(true) {
+        return Err(source.invalid(
+            "console",
+            None,
+            "console.bind",
+            format!(
+                "{bind} is not a loopback address; the console is for this machine's owner (set `allow_remote = true` to serve it elsewhere, behind TLS)"
+            ),
+        ));
+    }
+    Ok(ConsoleSettings {
+        enabled: file.enabled.unwrap_or(true),
+        bind,
+        idle_timeout: Duration::from_secs(60 * file.idle_timeout_mins.unwrap_or(30).max(1)),
+    })
 }
 
 fn serve(file: ServeFile, paths: &Paths, source: &Source) -> Result<ServeSettings, ConfigError> {

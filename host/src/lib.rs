@@ -26,6 +26,8 @@
 //!   HTTP for clients holding an API key from `clients` or an access
 //!   token from the owner's identity provider (`oauth`); served through
 //!   [`server::Server`];
+//! - [`web`]: the owner's web console, a second front end over the same
+//!   operations as the command line (approvals, accounts, clients, audit);
 //! - [`config`], [`logging`], [`cli`]: the `mcpist` binary's edges.
 //!
 //! Embedding: load a configuration, build the server, and call a tool the
@@ -77,3 +79,4 @@ pub mod runtime;
 pub(crate) mod secure_url;
 pub mod server;
 pub(crate) mod untrusted_text;
+pub mod web;

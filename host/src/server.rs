@@ -206,6 +206,20 @@ impl Server {
                 "no client is registered, so every request will be refused: add one with `mcpist client add NAME`"
             );
         }
-        crate::mcp::http::serve(self.calls.clone(), self.session(), clients, &settings).await
+        let console = self.config.console.enabled.then(|| {
+            Arc::new(crate::web::Console::new(
+                &self.config,
+                self.calls.runtime.clone(),
+                self.calls.broker.clone(),
+            ))
+        });
+        crate::mcp::http::serve(
+            self.calls.clone(),
+            self.session(),
+            clients,
+            &settings,
+            console,
+        )
+        .await
     }
 }

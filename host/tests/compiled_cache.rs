@@ -181,7 +181,7 @@ async fn only_pinned_modules_are_kept_and_unpinned_entries_are_evicted() {
     // Approved: kept.
     let mut lock = Lock::load(&lock_path).unwrap();
     for name in ["text", "time"] {
-        registry::approve(&found, &mut lock, name, &plugins, false).unwrap();
+        registry::approve(&found, &mut lock, registry::Approval::of(name), &plugins).unwrap();
     }
     lock.save(&lock_path).unwrap();
     scan(cache.runtime()).await;

@@ -39,8 +39,16 @@ fn diff(home: &Home, module: &registry::ModuleFile) -> ModuleDiff {
 async fn approve(home: &Home, accept_flagged: bool) -> Result<(), String> {
     let scan = home.scan().await;
     let mut lock = home.lock();
-    registry::approve(&scan, &mut lock, "weather", &home.plugins(), accept_flagged)
-        .map_err(|e| e.to_string())?;
+    registry::approve(
+        &scan,
+        &mut lock,
+        registry::Approval {
+            accept_flagged,
+            ..registry::Approval::of("weather")
+        },
+        &home.plugins(),
+    )
+    .map_err(|e| e.to_string())?;
     lock.save(&home.lock_path()).unwrap();
     Ok(())
 }
@@ -204,4 +212,45 @@ async fn a_stricter_guard_at_load_stops_an_approved_module() {
         other => panic!("expected invalid, got {other:?}"),
     }
     assert!(scan.modules[0].prepared.is_none());
+}
+
+#[tokio::test]
+async fn an_approval_names_the_build_reviewed_and_a_swapped_file_is_refused() {
+    let home = Home::new(Limits::default());
+    honest(&home).await;
+    install(&home, "weather_rugpull");
+    let reviewed = weather(&home).await.sha256;
+    // Between the review and the click, the file is swapped for another
+    // build: the approval of the reviewed hash must not pin the new one.
+    install(&home, "weather_newhost");
+    let lock_before = std::fs::read(home.lock_path()).unwrap();
+    let scan = home.scan().await;
+    let mut lock = home.lock();
+    let err = registry::approve(
+        &scan,
+        &mut lock,
+        registry::Approval {
+            shown_sha256: Some(&reviewed),
+            ..registry::Approval::of("weather")
+        },
+        &home.plugins(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, registry::RegistryError::ChangedSinceShown { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("changed since it was shown"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(home.lock_path()).unwrap(), lock_before);
+
+    // Rejecting sets the file aside, named with its hash; the pin stays.
+    let aside = home.plugins().parent().unwrap().join("rejected");
+    let rejected = registry::reject(&scan, "weather", &home.plugins(), &aside).unwrap();
+    let moved = rejected.moved_to.unwrap();
+    assert!(moved.starts_with(&aside) && moved.is_file());
+    assert!(!home.plugins().join("weather.wasm").exists());
+    assert_eq!(std::fs::read(home.lock_path()).unwrap(), lock_before);
 }

@@ -104,7 +104,13 @@ async fn a_tampered_module_is_changed_and_not_served() {
     // cannot be approved by accident.
     let mut lock = home.lock();
     if scan.modules[0].manifest.is_none() {
-        let err = registry::approve(&scan, &mut lock, "time", &home.plugins(), false).unwrap_err();
+        let err = registry::approve(
+            &scan,
+            &mut lock,
+            registry::Approval::of("time"),
+            &home.plugins(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("cannot be approved"), "{err}");
     }
 }
@@ -127,7 +133,13 @@ async fn a_file_that_is_not_a_component_is_invalid() {
     let scan = home.scan().await;
     assert_invalid(&scan.modules[0].state, "not a valid WebAssembly component");
     let mut lock = home.lock();
-    let err = registry::approve(&scan, &mut lock, "junk", &home.plugins(), false).unwrap_err();
+    let err = registry::approve(
+        &scan,
+        &mut lock,
+        registry::Approval::of("junk"),
+        &home.plugins(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("cannot be approved"), "{err}");
 }
 
@@ -137,7 +149,13 @@ async fn approving_an_unknown_name_lists_what_is_waiting() {
     home.add(&fixture("hostile"));
     let scan = home.scan().await;
     let mut lock = home.lock();
-    let err = registry::approve(&scan, &mut lock, "github", &home.plugins(), false).unwrap_err();
+    let err = registry::approve(
+        &scan,
+        &mut lock,
+        registry::Approval::of("github"),
+        &home.plugins(),
+    )
+    .unwrap_err();
     assert!(err.to_string().ends_with("; waiting: hostile"), "{err}");
 }
 

@@ -10,8 +10,10 @@
 //   "calendar-app-secret", client_secret_basic), `calendar-public` (a public
 //   native client, PKCE only), both with the authorization code, refresh
 //   token and device code grants and any loopback port for
-//   http://127.0.0.1/callback (RFC 8252); `calendar-api` (the API's own
-//   credentials, "calendar-api-secret", for introspection only).
+//   http://127.0.0.1/callback (RFC 8252; `mcpist account connect`) and
+//   http://127.0.0.1/console/oauth/callback (the web console);
+//   `calendar-api` (the API's own credentials, "calendar-api-secret", for
+//   introspection only).
 // - PKCE S256 required of every client; refresh tokens issued to clients
 //   allowed the grant and rotated on every use (a reused one revokes the
 //   whole grant); opaque access tokens for RESOURCE with scope `calendar`,
@@ -31,7 +33,7 @@ const app = {
   application_type: 'native',
   grant_types: grants,
   response_types: ['code'],
-  redirect_uris: ['http://127.0.0.1/callback'],
+  redirect_uris: ['http://127.0.0.1/callback', 'http://127.0.0.1/console/oauth/callback'],
 };
 
 const provider = new Provider(issuer, {

@@ -10,7 +10,8 @@
 //!   host (release), and serve MCP over stdio with the repository's config;
 //! - `cargo xtask test`: the whole test suite (the host's Rust tests, the
 //!   modules' unit tests, then end to end with the official Python MCP SDK
-//!   against local upstream servers), installing what it needs;
+//!   against local upstream servers, and the web console in Debian's headless
+//!   Chromium), installing what it needs;
 //! - `cargo xtask bench [--calls N] [--no-micro]`: one table of what a tool
 //!   call costs (against a do-nothing server and a native twin), cold starts
 //!   and RSS, then the criterion micro-benchmarks (release build).
@@ -293,6 +294,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
     )?;
     let python = python_env(root)?;
     let npm = npm_env(root)?;
+    ensure_chromium()?;
     let binary = root.join("target/debug/mcpist");
     status(
         Command::new(python)
@@ -307,6 +309,38 @@ fn test(root: &Path) -> anyhow::Result<()> {
             ),
     )
 }
+
+/// Debian's Chromium and its WebDriver, for the web console's browser
+/// tests: installed with apt-get when missing (as root, which CI is).
+fn ensure_chromium() -> anyhow::Result<()> {
+    const PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
+    if Path::new(CHROMIUM).is_file() && Path::new(CHROMEDRIVER).is_file() {
+        return Ok(());
+    }
+    let uid = Command::new("id").arg("-u").output()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        anyhow::bail!(
+            "the browser tests need {CHROMIUM} and {CHROMEDRIVER}: install them with `sudo apt-get install {}`",
+            PACKAGES.join(" ")
+        );
+    }
+    eprintln!(
+        "xtask: installing {} for the browser tests",
+        PACKAGES.join(" ")
+    );
+    status(Command::new("apt-get").args(["update", "-qq"]))?;
+    status(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(PACKAGES),
+    )
+    .context("installing Chromium for the browser tests")
+}
+
+/// Where Debian puts Chromium and ChromeDriver.
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// The platform cargo builds for by default, e.g. `x86_64-unknown-linux-gnu`.
 fn host_triple() -> anyhow::Result<String> {

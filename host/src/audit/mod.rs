@@ -15,6 +15,7 @@
 //! very end. Keeping a copy of `audit verify`'s last hash elsewhere (it
 //! prints it) makes both visible.
 
+pub mod read;
 mod verify;
 
 use std::fs::{File, OpenOptions};

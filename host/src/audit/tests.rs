@@ -250,3 +250,44 @@ fn the_log_is_private_to_its_owner() {
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(path.parent().unwrap()), 0o700);
 }
+
+#[test]
+fn a_reader_pages_the_calls_a_filter_keeps_newest_first() {
+    let (_dir, path) = log_with(&["a", "b", "c", "d", "e"]);
+    let log = AuditLog::open(&path, Fsync::Never).unwrap();
+    log.append(Record {
+        outcome: Outcome::Refused,
+        client: "phone".into(),
+        ..record("f")
+    })
+    .unwrap();
+    drop(log);
+    // A line still being written is not read.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"{\"seq\":7,")
+        .unwrap();
+    let tools = |page: read::Page| -> Vec<String> {
+        page.lines.into_iter().map(|l| l.record.tool).collect()
+    };
+    let all = read::Filter::default();
+    let first = read::page(&path, &all, 0, 4).unwrap();
+    assert_eq!(first.matching, 6);
+    assert_eq!(tools(first), ["f", "e", "d", "c"]);
+    assert_eq!(tools(read::page(&path, &all, 1, 4).unwrap()), ["b", "a"]);
+    let refused = read::Filter {
+        outcome: Some(Outcome::Refused),
+        ..Default::default()
+    };
+    assert_eq!(tools(read::page(&path, &refused, 0, 4).unwrap()), ["f"]);
+    let phone = read::Filter {
+        client: Some("stdio".into()),
+        module: Some("github".into()),
+        ..Default::default()
+    };
+    assert_eq!(read::page(&path, &phone, 0, 10).unwrap().matching, 5);
+    let missing = read::page(&path.with_extension("none"), &all, 0, 10).unwrap();
+    assert_eq!(missing.matching, 0);
+}

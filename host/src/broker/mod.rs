@@ -12,6 +12,7 @@ mod file_vault;
 mod guarded;
 mod kv_vault;
 mod renewal;
+mod status;
 mod vault;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ pub use aws_vault::{AwsSettings, AwsVaultFile, InvalidKey};
 pub use guarded::DEFAULT_TIMEOUT as DEFAULT_VAULT_TIMEOUT;
 pub use kv_vault::{KvAuth, KvSettings, SecretSource};
 pub use renewal::{OAUTH_APP_SERVICE, Revocation};
+pub use status::{AccountStatus, Health, expiry};
 pub use vault::{Vault, VaultError};
 
 /// The vault every service uses unless `mcpist.toml` routes it elsewhere.
@@ -403,6 +405,39 @@ impl Broker {
         accounts.save(self.accounts.path())?;
         Ok(())
     }
+}
+
+/// Longest secret accepted from the owner; anything longer is not a token.
+pub const MAX_SECRET_BYTES: usize = 64 * 1024;
+
+/// Why text the owner gave is not a secret to store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SecretTextError {
+    /// Nothing but whitespace.
+    #[error("it is empty")]
+    Empty,
+    /// Over [`MAX_SECRET_BYTES`].
+    #[error("it is longer than {} KiB", MAX_SECRET_BYTES / 1024)]
+    TooLong,
+    /// A token is one line; several are a paste gone wrong.
+    #[error("it spans several lines")]
+    MultiLine,
+}
+
+/// The secret in `text` as the owner typed or piped it: trimmed, one line,
+/// not empty, not oversized. The caller zeroizes `text`.
+pub fn secret_from_text(text: &str) -> Result<SecretString, SecretTextError> {
+    if text.len() > MAX_SECRET_BYTES {
+        return Err(SecretTextError::TooLong);
+    }
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(SecretTextError::Empty);
+    }
+    if secret.contains(['\n', '\r']) {
+        return Err(SecretTextError::MultiLine);
+    }
+    Ok(SecretString::from(secret.to_owned()))
 }
 
 /// Check a service and account name as `add` would, before work that

@@ -12,13 +12,10 @@ use anyhow::Context;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use crate::broker::{AccountKind, Broker, BrokerError, Revocation, VaultError};
+use crate::broker::{AccountKind, Broker, MAX_SECRET_BYTES, Revocation, SecretTextError, expiry};
 use crate::config::Config;
 use crate::exchanger::connect::SignIn;
-use crate::exchanger::{TokenSet, TokenState, unix_now};
-
-/// Longest token accepted from stdin; anything longer is not a token.
-const MAX_TOKEN_BYTES: u64 = 64 * 1024;
+use crate::exchanger::unix_now;
 
 pub(super) async fn add(
     config: &Config,
@@ -79,27 +76,8 @@ pub(super) async fn list(config: &Config, service: Option<&str>) -> anyhow::Resu
         return Ok(ExitCode::SUCCESS);
     }
     let mut rows = Vec::new();
-    let now = unix_now();
     for account in shown {
-        // Checking that the secret is there reads it; it is dropped (and
-        // zeroized) at once and never printed. An OAuth account's tokens
-        // are read as stored, never renewed by listing them.
-        let (status, expires) = match account.kind {
-            AccountKind::Token => (broker.secret(account).await.map(drop), "-".to_owned()),
-            AccountKind::OAuth => match broker.token_set(account, false).await {
-                Ok(set) => (Ok(()), expiry(&set, now)),
-                Err(e) => (Err(e), "-".to_owned()),
-            },
-        };
-        let status = match status {
-            Ok(()) => "ok".to_owned(),
-            Err(BrokerError::Secret {
-                source: VaultError::NotFound { .. },
-                ..
-            }) => "secret missing".to_owned(),
-            Err(BrokerError::Reconnect { .. }) => "connect again".to_owned(),
-            Err(e) => format!("unavailable: {}", root_reason(&e)),
-        };
+        let status = broker.status(account).await;
         let default = accounts.default_for(&account.service) == Some(account.name.as_str());
         rows.push([
             account.service.clone(),
@@ -108,8 +86,8 @@ pub(super) async fn list(config: &Config, service: Option<&str>) -> anyhow::Resu
             account.kind.label().to_owned(),
             account.vault.clone(),
             account.reference.clone(),
-            expires,
-            status,
+            status.expires,
+            status.health.label(),
         ]);
     }
     super::print_table(
@@ -330,29 +308,9 @@ pub(super) async fn store_client_secret(
     Ok(ExitCode::SUCCESS)
 }
 
-/// When an access token expires, in words.
-fn expiry(tokens: &TokenSet, now: i64) -> String {
-    let Some(at) = tokens.expires_at else {
-        return "never".to_owned();
-    };
-    let left = at - now;
-    let span = |secs: i64| match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    };
-    match tokens.state(now) {
-        TokenState::NeedsReconnect => "-".to_owned(),
-        _ if left > 0 => format!("in {}", span(left)),
-        TokenState::Expired => format!("expired {} ago", span(-left)),
-        _ => "due for renewal".to_owned(),
-    }
-}
-
 /// Open `url` in the desktop's browser when there is one; the URL is
 /// printed either way.
-fn open_browser(url: &str) {
+pub(super) fn open_browser(url: &str) {
     let opener = if cfg!(target_os = "macos") {
         "open"
     } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
@@ -385,33 +343,15 @@ fn read_secret(what: &str, prompt: &str, example: &str) -> anyhow::Result<Secret
         let mut text = Zeroizing::new(String::new());
         stdin
             .lock()
-            .take(MAX_TOKEN_BYTES + 1)
+            .take(MAX_SECRET_BYTES as u64 + 1)
             .read_to_string(&mut text)
             .context("cannot read the secret from stdin (it must be UTF-8 text)")?;
-        if text.len() as u64 > MAX_TOKEN_BYTES {
-            anyhow::bail!(
-                "stdin holds more than {} KiB; pipe only the {what}",
-                MAX_TOKEN_BYTES / 1024
-            );
-        }
         text
     };
-    let token = raw.trim();
-    if token.is_empty() {
-        anyhow::bail!(
+    crate::broker::secret_from_text(&raw).map_err(|e| match e {
+        SecretTextError::Empty => anyhow::anyhow!(
             "no {what} was given: pipe it on stdin (e.g. `{example}`) or type it at the prompt"
-        );
-    }
-    if token.contains(['\n', '\r']) {
-        anyhow::bail!("the {what} spans several lines; pipe only the {what}");
-    }
-    Ok(SecretString::from(token.to_owned()))
-}
-
-/// The innermost message of a broker error, for a one-line status.
-fn root_reason(error: &BrokerError) -> String {
-    match error {
-        BrokerError::Secret { source, .. } => source.to_string(),
-        other => other.to_string(),
-    }
+        ),
+        e => anyhow::anyhow!("the {what} was refused: {e}; pipe only the {what}"),
+    })
 }

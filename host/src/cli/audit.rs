@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::audit::read::{Filter, complete_len, complete_lines};
 use crate::audit::{self, Line};
 use crate::config::Config;
 use crate::untrusted_text;
@@ -49,24 +50,6 @@ pub(super) fn verify(config: &Config) -> anyhow::Result<ExitCode> {
             path.display()
         )?;
         Ok(ExitCode::FAILURE)
-    }
-}
-
-/// Which calls `tail` shows.
-pub(super) struct Filter {
-    pub module: Option<String>,
-    pub client: Option<String>,
-}
-
-impl Filter {
-    fn keeps(&self, line: &Line) -> bool {
-        self.module
-            .as_ref()
-            .is_none_or(|m| *m == line.record.module)
-            && self
-                .client
-                .as_ref()
-                .is_none_or(|c| *c == line.record.client)
     }
 }
 
@@ -135,16 +118,6 @@ fn read_from(path: &Path, offset: u64) -> std::io::Result<(String, u64)> {
     file.read_to_end(&mut bytes)?;
     let end = offset + bytes.len() as u64;
     Ok((String::from_utf8_lossy(&bytes).into_owned(), end))
-}
-
-/// The length of `text` up to its last newline: a line still being written
-/// is left for the next read.
-fn complete_len(text: &str) -> usize {
-    text.rfind('\n').map_or(0, |i| i + 1)
-}
-
-fn complete_lines(text: &str) -> impl Iterator<Item = &str> {
-    text[..complete_len(text)].lines()
 }
 
 fn parse(raw: &str) -> Option<Line> {

@@ -3,6 +3,7 @@
 mod account;
 mod audit;
 mod client;
+mod console;
 mod plugins;
 
 use std::io::Write;
@@ -62,6 +63,25 @@ enum Command {
     /// The OAuth apps accounts connect with
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// Serve the owner's web console on loopback and print a one-time
+    /// login link (`mcpist serve --http` serves it too, under /console)
+    Console {
+        #[command(subcommand)]
+        command: Option<ConsoleCommand>,
+        /// Listen here [default: `[console] bind`, 127.0.0.1:8771]
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<std::net::SocketAddr>,
+        /// Print the login link but do not open a browser
+        #[arg(long)]
+        no_browser: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConsoleCommand {
+    /// Print a fresh one-time login link for the console running on this
+    /// data folder
+    Link,
 }
 
 #[derive(Debug, Subcommand)]
@@ -347,6 +367,15 @@ fn run_with(customize: fn(ServerBuilder<'_>) -> ServerBuilder<'_>) -> anyhow::Re
                 };
                 account::remove(&config, &service, &name, revoke).await
             }
+            Command::Console {
+                command: Some(ConsoleCommand::Link),
+                ..
+            } => console::link(&config),
+            Command::Console {
+                command: None,
+                bind,
+                no_browser,
+            } => console::serve(&config, bind, !no_browser).await,
             Command::Oauth(OauthCommand::Secret { service }) => {
                 account::store_client_secret(&config, &service).await
             }
@@ -361,7 +390,11 @@ fn run_with(customize: fn(ServerBuilder<'_>) -> ServerBuilder<'_>) -> anyhow::Re
                 client,
                 json,
             }) => {
-                let filter = audit::Filter { module, client };
+                let filter = crate::audit::read::Filter {
+                    module,
+                    client,
+                    outcome: None,
+                };
                 audit::tail(&config, lines, follow, &filter, json).await
             }
         }
@@ -431,7 +464,7 @@ fn report(scan: &registry::Scan) {
                 file = %module.file,
                 state = state.label(),
                 "not served: {}",
-                plugins::state_detail(state)
+                state.detail()
             ),
         }
     }

@@ -8,11 +8,7 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::manifest::ModuleManifest;
-use crate::registry::diff::ModuleDiff;
-use crate::registry::{self, HostRule, Lock, ModuleFile, ModuleState};
-
-/// How many hex digits of a sha256 to show in tables.
-const HASH_PREFIX: usize = 12;
+use crate::registry::{self, Approval, HostRule, Lock, ModuleState, short_hash};
 
 pub(super) async fn list(config: &Config) -> anyhow::Result<ExitCode> {
     let (_runtime, _lock, scan) = super::scan(config).await?;
@@ -31,7 +27,7 @@ pub(super) async fn list(config: &Config) -> anyhow::Result<ExitCode> {
                     .as_ref()
                     .map_or("?".to_owned(), |x| x.version.clone()),
                 m.state.label().to_owned(),
-                short(&m.sha256),
+                short_hash(&m.sha256),
                 m.manifest.as_ref().map_or(String::new(), tool_names),
             ]
         })
@@ -40,7 +36,7 @@ pub(super) async fn list(config: &Config) -> anyhow::Result<ExitCode> {
                 pin.name.clone(),
                 pin.version.clone(),
                 "missing".to_owned(),
-                short(&pin.sha256),
+                short_hash(&pin.sha256),
                 pin.tools.keys().cloned().collect::<Vec<_>>().join(", "),
             ]
         }))
@@ -54,7 +50,7 @@ pub(super) async fn list(config: &Config) -> anyhow::Result<ExitCode> {
                 "\n{} ({}): {}",
                 module.name(),
                 module.file,
-                state_detail(&module.state)
+                module.state.detail()
             )?;
         }
     }
@@ -80,11 +76,16 @@ pub(super) async fn approve(
     let out = &mut std::io::stdout().lock();
     // Show what would change first: if it cannot be shown, nothing is pinned.
     let module = registry::find(&scan, name, &config.plugins_dir)?;
-    if let Some(diff) = module_diff(&lock, module) {
+    if let Some(diff) = module.diff(&lock) {
         write!(out, "{}", diff.render())?;
     }
     out.flush()?;
-    let entry = registry::approve(&scan, &mut lock, name, &config.plugins_dir, accept_flagged)?;
+    let approval = Approval {
+        name,
+        shown_sha256: Some(&module.sha256),
+        accept_flagged,
+    };
+    let entry = registry::approve(&scan, &mut lock, approval, &config.plugins_dir)?;
     for (host, rule) in &entry.host_rules {
         writeln!(
             out,
@@ -126,30 +127,17 @@ pub(super) async fn diff(config: &Config, name: &str) -> anyhow::Result<ExitCode
     let (_runtime, lock, scan) = super::scan(config).await?;
     let module = registry::find(&scan, name, &config.plugins_dir)?;
     let out = &mut std::io::stdout().lock();
-    match module_diff(&lock, module) {
+    match module.diff(&lock) {
         Some(diff) => write!(out, "{}", diff.render())?,
         None => writeln!(
             out,
             "{} ({}): {}",
             module.name(),
             module.file,
-            state_detail(&module.state)
+            module.state.detail()
         )?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// What approving `module` would change, if its declaration could be read.
-fn module_diff(lock: &Lock, module: &ModuleFile) -> Option<ModuleDiff> {
-    let manifest = module.manifest.as_ref()?;
-    let pin = lock.pin_for(&module.file, &manifest.name);
-    Some(ModuleDiff::new(
-        pin,
-        &module.file,
-        &module.sha256,
-        manifest,
-        module.findings.clone(),
-    ))
 }
 
 /// Ask on the terminal; without one, refuse rather than guess.
@@ -169,79 +157,37 @@ fn confirm(out: &mut impl Write, question: &str) -> anyhow::Result<bool> {
 
 pub(super) async fn reject(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let (_runtime, _lock, scan) = super::scan(config).await?;
-    let module = registry::find(&scan, name, &config.plugins_dir)?;
-    if matches!(module.state, ModuleState::Pinned) {
-        anyhow::bail!(
-            "{} ({}) is pinned and served: to stop serving it, `mcpist plugins remove {}`",
-            module.name(),
-            module.file,
-            module.name()
-        );
-    }
-    let aside = set_aside(config, &module.file, &module.sha256)?;
-    writeln!(
-        std::io::stdout().lock(),
-        "Rejected {} ({}): moved to {}.",
-        module.name(),
-        module.file,
-        aside.display()
-    )?;
+    let rejected = registry::reject(&scan, name, &config.plugins_dir, &config.rejected_dir())?;
+    writeln!(std::io::stdout().lock(), "Rejected {rejected}.")?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn remove(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let mut lock = Lock::load(&config.lock_file)?;
-    let files: Vec<(String, String)> = lock
-        .entries()
-        .iter()
-        .filter(|e| e.answers_to(name))
-        .map(|e| (e.file.clone(), e.sha256.clone()))
-        .collect();
-    if files.is_empty() {
-        let pinned: Vec<&str> = lock.entries().iter().map(|e| e.name.as_str()).collect();
-        anyhow::bail!(
-            "no approved module is named `{name}`; approved modules: {}",
-            if pinned.is_empty() {
-                "(none)".to_owned()
-            } else {
-                pinned.join(", ")
-            }
-        );
-    }
+    let removed = registry::remove(
+        &mut lock,
+        &config.lock_file,
+        name,
+        &config.plugins_dir,
+        &config.rejected_dir(),
+    )?;
     let out = &mut std::io::stdout().lock();
-    for (file, sha256) in &files {
-        lock.unpin(file);
-        lock.save(&config.lock_file)?;
-        if config.plugins_dir.join(file).is_file() {
-            let aside = set_aside(config, file, sha256)?;
-            writeln!(
+    for module in removed {
+        match module.moved_to {
+            Some(aside) => writeln!(
                 out,
-                "Removed {name} ({file}): unpinned, file moved to {}.",
+                "Removed {name} ({}): unpinned, file moved to {}.",
+                module.file,
                 aside.display()
-            )?;
-        } else {
-            writeln!(
+            )?,
+            None => writeln!(
                 out,
-                "Removed {name} ({file}): unpinned (the file was already gone)."
-            )?;
+                "Removed {name} ({}): unpinned (the file was already gone).",
+                module.file
+            )?,
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Move a module file out of the plugins folder into `rejected/` in the data
-/// folder, named with its hash, so that nothing is lost and it is never
-/// loaded again by accident.
-fn set_aside(config: &Config, file: &str, sha256: &str) -> anyhow::Result<std::path::PathBuf> {
-    let dir = config.home.join("rejected");
-    crate::atomic_file::create_private_dir(&dir)?;
-    let target = dir.join(format!("{file}.{}", short(sha256)));
-    let source = config.plugins_dir.join(file);
-    std::fs::rename(&source, &target).or_else(|_| {
-        // Another filesystem: copy, then remove.
-        std::fs::copy(&source, &target).and_then(|_| std::fs::remove_file(&source))
-    })?;
-    Ok(target)
 }
 
 pub(super) async fn host(
@@ -287,7 +233,7 @@ pub(super) async fn verify(config: &Config) -> anyhow::Result<ExitCode> {
                     state.label(),
                     module.name(),
                     module.file,
-                    state_detail(state)
+                    state.detail()
                 )?;
             }
         }
@@ -311,29 +257,6 @@ pub(super) async fn verify(config: &Config) -> anyhow::Result<ExitCode> {
             "{problems} problem(s): approve modules you trust with `mcpist plugins approve NAME`."
         )?;
         Ok(ExitCode::FAILURE)
-    }
-}
-
-/// One sentence on what a state means and what to do.
-pub(super) fn state_detail(state: &ModuleState) -> String {
-    match state {
-        ModuleState::Pinned => "pinned and served".to_owned(),
-        ModuleState::Pending => {
-            "new module, not served until approved: review it, then `mcpist plugins approve NAME`"
-                .to_owned()
-        }
-        ModuleState::Changed { pinned_sha256 } => format!(
-            "the file's sha256 differs from the pinned {}; it is not served. If you expected this change, \
-             review it and approve it again; otherwise restore the pinned file",
-            short(pinned_sha256)
-        ),
-        ModuleState::Flagged => "pinned, but a guard flags what it shows the model and that finding was not accepted: \
-             read `mcpist plugins diff NAME`, then approve it again with --accept-flagged if you trust it"
-            .to_owned(),
-        ModuleState::Standby { active } => format!(
-            "pinned, standing by: {active} is the version served; `mcpist plugins use` switches"
-        ),
-        ModuleState::Invalid { reason } => format!("cannot be used: {reason}"),
     }
 }
 
@@ -368,8 +291,4 @@ fn tool_names(m: &ModuleManifest) -> String {
         .map(|t| t.name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn short(sha256: &str) -> String {
-    sha256.chars().take(HASH_PREFIX).collect()
 }

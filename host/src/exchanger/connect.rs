@@ -110,12 +110,6 @@ impl SignIn {
         app: &OAuthApp,
         again: String,
     ) -> Result<SignIn, ConnectError> {
-        let endpoints = exchanger.endpoints(app).await?;
-        let authorization = endpoints.authorization.clone().ok_or_else(|| {
-            ConnectError::NoAuthorizationEndpoint(
-                "no `authorization_endpoint` is configured or published".to_owned(),
-            )
-        })?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", app.redirect_port))
             .await
             .map_err(|source| ConnectError::Listen {
@@ -130,6 +124,25 @@ impl SignIn {
             })?
             .port();
         let redirect_uri = format!("http://127.0.0.1:{port}/callback");
+        let mut sign_in = SignIn::redirecting_to(exchanger, app, redirect_uri, again).await?;
+        sign_in.listener = Some(listener);
+        Ok(sign_in)
+    }
+
+    /// A sign-in whose answer comes back to `redirect_uri`, served by the
+    /// caller (the web console), which hands it to [`SignIn::complete`].
+    pub async fn redirecting_to(
+        exchanger: &Exchanger,
+        app: &OAuthApp,
+        redirect_uri: String,
+        again: String,
+    ) -> Result<SignIn, ConnectError> {
+        let endpoints = exchanger.endpoints(app).await?;
+        let authorization = endpoints.authorization.clone().ok_or_else(|| {
+            ConnectError::NoAuthorizationEndpoint(
+                "no `authorization_endpoint` is configured or published".to_owned(),
+            )
+        })?;
         let state = random_token();
         let pkce = Pkce::new();
         let mut url = authorization;
@@ -153,7 +166,7 @@ impl SignIn {
             }
         }
         Ok(SignIn {
-            listener: Some(listener),
+            listener: None,
             redirect_uri,
             state,
             pkce,
@@ -161,6 +174,35 @@ impl SignIn {
             endpoints,
             again,
         })
+    }
+
+    /// This sign-in's `state`: the answer that carries it is this one's.
+    pub fn state(&self) -> &str {
+        &self.state
+    }
+
+    /// Check the provider's answer (the redirect's query) and exchange its
+    /// code. `Ok(None)`: the request was not an answer at all.
+    pub async fn complete(
+        &self,
+        exchanger: &Exchanger,
+        app: &OAuthApp,
+        client_secret: Option<&SecretString>,
+        params: &HashMap<String, String>,
+    ) -> Result<Option<TokenSet>, ConnectError> {
+        let Some(code) = self.check(params)? else {
+            return Ok(None);
+        };
+        let tokens = exchanger
+            .exchange_code(
+                app,
+                client_secret,
+                &code,
+                &self.pkce.verifier,
+                &self.redirect_uri,
+            )
+            .await?;
+        Ok(Some(tokens))
     }
 
     /// The page the owner opens.
@@ -190,34 +232,22 @@ impl SignIn {
         let again = self.again.clone();
         let outcome = tokio::time::timeout(timeout, async {
             while let Some((params, reply)) = callbacks.recv().await {
-                let code = match self.check(&params) {
-                    Ok(Some(code)) => code,
+                let result = self.complete(exchanger, app, client_secret, &params).await;
+                let (page, outcome) = match result {
+                    Ok(Some(tokens)) => (
+                        "Connected. You can close this window and go back to the terminal.",
+                        Ok(tokens),
+                    ),
                     // Not an authorization response at all (a probe, a
                     // reload without the query): keep waiting.
                     Ok(None) => {
                         let _ = reply.send("This is MCPist's sign-in listener; it is waiting for the provider's answer.");
                         continue;
                     }
-                    Err(e) => {
-                        let _ = reply.send("MCPist refused this sign-in. The terminal says why.");
-                        return Err(e);
-                    }
+                    Err(e) => ("MCPist refused this sign-in. The terminal says why.", Err(e)),
                 };
-                let result = exchanger
-                    .exchange_code(
-                        app,
-                        client_secret,
-                        &code,
-                        &self.pkce.verifier,
-                        &self.redirect_uri,
-                    )
-                    .await
-                    .map_err(ConnectError::from);
-                let _ = reply.send(match result {
-                    Ok(_) => "Connected. You can close this window and go back to the terminal.",
-                    Err(_) => "The provider refused the sign-in code. The terminal says why.",
-                });
-                return result;
+                let _ = reply.send(page);
+                return outcome;
             }
             unreachable!("the listener holds a sender until it stops")
         })

@@ -180,6 +180,7 @@ pub async fn serve(
     session: Session,
     clients: Arc<Clients>,
     settings: &HttpServeSettings,
+    console: Option<Arc<crate::web::Console>>,
 ) -> anyhow::Result<()> {
     raise_descriptor_limit();
     let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -190,7 +191,19 @@ pub async fn serve(
         bind: bound,
         ..settings.clone()
     };
-    let app = router(calls, session, clients, &settings)?;
+    let mut app = router(calls, session, clients, &settings)?;
+    // The console's routes are merged after `/mcp` got its bearer-token
+    // layer, so that layer does not cover them: the console has its own
+    // sessions, and an MCP key opens none of its pages.
+    let _console_url = match console {
+        Some(console) => {
+            let url = crate::web::UrlFile::write(console.home(), &format!("http://{bound}"))?;
+            app = app.merge(crate::web::router(console));
+            tracing::info!(url = %format!("http://{bound}{}/", crate::web::PREFIX), "web console ready: `mcpist console link` prints a login link");
+            Some(url)
+        }
+        None => None,
+    };
     tracing::info!(url = %format!("http://{bound}{MCP_PATH}"), "MCP server ready on Streamable HTTP");
     serve_connections(listener, app, &settings).await;
     tracing::info!("MCP server over HTTP stopped");
@@ -282,7 +295,7 @@ fn raise_descriptor_limit() {
     tracing::debug!(raised, soft = limit.rlim_cur, "open descriptor limit");
 }
 
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

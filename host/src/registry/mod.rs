@@ -55,6 +55,24 @@ pub enum RegistryError {
         file: String,
         reason: String,
     },
+    #[error(
+        "module `{name}` ({file}) changed since it was shown (sha256 {shown} then, {now} now): nothing was approved; review it again"
+    )]
+    ChangedSinceShown {
+        name: String,
+        file: String,
+        shown: String,
+        now: String,
+    },
+    #[error("{} ({file}) is pinned and served: to stop serving it, `mcpist plugins remove {}`", .name, .name)]
+    ServedNotWaiting { name: String, file: String },
+    #[error("cannot move {file} out of the plugins folder to {}: {source}", .to.display())]
+    SetAside {
+        file: String,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Where a module file stands against the lock.
@@ -87,6 +105,34 @@ pub enum ModuleState {
 }
 
 impl ModuleState {
+    /// One sentence on what the state means and what to do.
+    pub fn detail(&self) -> String {
+        match self {
+            ModuleState::Pinned => "pinned and served".to_owned(),
+            ModuleState::Pending => {
+                "new module, not served until approved: review it, then `mcpist plugins approve NAME`"
+                    .to_owned()
+            }
+            ModuleState::Changed { pinned_sha256 } => format!(
+                "the file's sha256 differs from the pinned {}; it is not served. If you expected this change, \
+                 review it and approve it again; otherwise restore the pinned file",
+                short_hash(pinned_sha256)
+            ),
+            ModuleState::Flagged => "pinned, but a guard flags what it shows the model and that finding was not accepted: \
+                 read `mcpist plugins diff NAME`, then approve it again with --accept-flagged if you trust it"
+                .to_owned(),
+            ModuleState::Standby { active } => format!(
+                "pinned, standing by: {active} is the version served; `mcpist plugins use` switches"
+            ),
+            ModuleState::Invalid { reason } => format!("cannot be used: {reason}"),
+        }
+    }
+
+    /// Whether the owner can approve (or reject) a module in this state.
+    pub fn is_waiting(&self) -> bool {
+        waiting(self)
+    }
+
     /// The state's name, as `plugins list` shows it.
     pub fn label(&self) -> &'static str {
         match self {
@@ -122,6 +168,27 @@ pub struct ModuleFile {
 }
 
 impl ModuleFile {
+    /// What approving it would change against `lock`, if its declaration
+    /// could be read: what `mcpist plugins diff` prints.
+    pub fn diff(&self, lock: &Lock) -> Option<diff::ModuleDiff> {
+        let manifest = self.manifest.as_ref()?;
+        let pin = lock.pin_for(&self.file, &manifest.name);
+        Some(diff::ModuleDiff::new(
+            pin,
+            &self.file,
+            &self.sha256,
+            manifest,
+            self.findings.clone(),
+        ))
+    }
+
+    /// Whether the guards flag anything that approving must accept.
+    pub fn has_flagged_findings(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.severity == Severity::Flagged)
+    }
+
     /// The declared name, or the file stem when the module could not be read.
     pub fn name(&self) -> &str {
         match &self.manifest {
@@ -157,6 +224,14 @@ impl Scan {
                 .iter()
                 .all(|m| matches!(m.state, ModuleState::Pinned | ModuleState::Standby { .. }))
     }
+}
+
+/// How many hex digits of a sha256 tables show.
+pub const HASH_PREFIX: usize = 12;
+
+/// The first [`HASH_PREFIX`] digits of a sha256.
+pub fn short_hash(sha256: &str) -> String {
+    sha256.chars().take(HASH_PREFIX).collect()
 }
 
 /// The sha256 of `bytes`, in lowercase hex, as the lock pins it.
@@ -414,17 +489,55 @@ fn check_findings(
     Ok(flagged)
 }
 
-/// Pin the pending, changed or flagged module called `name` (its declared
-/// name or its file stem). Findings the guards flag need `accept_flagged`.
-/// Returns the new entry; the caller saves the lock.
+/// What the owner approves: a module by name, and optionally the hash of
+/// the file as it was shown to them.
+#[derive(Debug, Clone, Copy)]
+pub struct Approval<'a> {
+    /// Declared name or file stem.
+    pub name: &'a str,
+    /// The sha256 the owner reviewed: the approval is refused if the file
+    /// is not that file any more (it changed while they read the diff).
+    pub shown_sha256: Option<&'a str>,
+    /// Accept the findings the guards flag.
+    pub accept_flagged: bool,
+}
+
+impl<'a> Approval<'a> {
+    /// Approve `name` as it is now, accepting no flagged findings.
+    pub fn of(name: &'a str) -> Approval<'a> {
+        Approval {
+            name,
+            shown_sha256: None,
+            accept_flagged: false,
+        }
+    }
+}
+
+/// Pin the pending, changed or flagged module the approval names. Findings
+/// the guards flag need `accept_flagged`. Returns the new entry; the caller
+/// saves the lock.
 pub fn approve(
     scan: &Scan,
     lock: &mut Lock,
-    name: &str,
+    approval: Approval<'_>,
     dir: &Path,
-    accept_flagged: bool,
 ) -> Result<LockEntry, RegistryError> {
+    let Approval {
+        name,
+        shown_sha256,
+        accept_flagged,
+    } = approval;
     let module = find(scan, name, dir)?;
+    if let Some(shown) = shown_sha256
+        && shown != module.sha256
+    {
+        return Err(RegistryError::ChangedSinceShown {
+            name: module.name().to_owned(),
+            file: module.file.clone(),
+            shown: short_hash(shown),
+            now: short_hash(&module.sha256),
+        });
+    }
     let refuse = |reason: String| RegistryError::NotApprovable {
         name: name.to_owned(),
         file: module.file.clone(),
@@ -456,13 +569,135 @@ pub fn approve(
     }
 }
 
-/// The module file `name` (declared name or file stem) means: one waiting
-/// for approval if there is one, else the first found.
-pub(crate) fn find<'a>(
-    scan: &'a Scan,
+/// A module set aside by [`reject`] or [`remove`].
+#[derive(Debug, Clone)]
+pub struct SetAside {
+    /// The module's name.
+    pub name: String,
+    /// Its file name in the plugins folder.
+    pub file: String,
+    /// Where the file is now; `None` when it was already gone.
+    pub moved_to: Option<PathBuf>,
+}
+
+impl std::fmt::Display for SetAside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.moved_to {
+            Some(path) => write!(
+                f,
+                "{} ({}): moved to {}",
+                self.name,
+                self.file,
+                path.display()
+            ),
+            None => write!(
+                f,
+                "{} ({}): the file was already gone",
+                self.name, self.file
+            ),
+        }
+    }
+}
+
+/// Set a waiting (pending, changed or flagged) module's file aside into
+/// `aside_dir`; the lock is not touched. A served module is refused: it is
+/// removed with [`remove`].
+pub fn reject(
+    scan: &Scan,
     name: &str,
     dir: &Path,
-) -> Result<&'a ModuleFile, RegistryError> {
+    aside_dir: &Path,
+) -> Result<SetAside, RegistryError> {
+    let module = find(scan, name, dir)?;
+    if !waiting(&module.state) && !matches!(module.state, ModuleState::Invalid { .. }) {
+        return Err(RegistryError::ServedNotWaiting {
+            name: module.name().to_owned(),
+            file: module.file.clone(),
+        });
+    }
+    Ok(SetAside {
+        name: module.name().to_owned(),
+        file: module.file.clone(),
+        moved_to: Some(set_aside(dir, &module.file, &module.sha256, aside_dir)?),
+    })
+}
+
+/// Unpin every version of the approved module `name` and set its files
+/// aside into `aside_dir`, saving the lock at `lock_file` after each.
+pub fn remove(
+    lock: &mut Lock,
+    lock_file: &Path,
+    name: &str,
+    dir: &Path,
+    aside_dir: &Path,
+) -> Result<Vec<SetAside>, RegistryError> {
+    let files: Vec<(String, String, String)> = lock
+        .entries()
+        .iter()
+        .filter(|e| e.answers_to(name))
+        .map(|e| (e.name.clone(), e.file.clone(), e.sha256.clone()))
+        .collect();
+    if files.is_empty() {
+        let pinned: Vec<&str> = lock.entries().iter().map(|e| e.name.as_str()).collect();
+        return Err(RegistryError::NotPinned {
+            name: name.to_owned(),
+            hint: format!(
+                "; approved modules: {}",
+                if pinned.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    pinned.join(", ")
+                }
+            ),
+        });
+    }
+    let mut removed = Vec::new();
+    for (name, file, sha256) in files {
+        lock.unpin(&file);
+        lock.save(lock_file)?;
+        let moved_to = if dir.join(&file).is_file() {
+            Some(set_aside(dir, &file, &sha256, aside_dir)?)
+        } else {
+            None
+        };
+        removed.push(SetAside {
+            name,
+            file,
+            moved_to,
+        });
+    }
+    Ok(removed)
+}
+
+/// Move a module file out of the plugins folder into `aside_dir`, named
+/// with its hash, so that nothing is lost and it is never loaded again by
+/// accident.
+fn set_aside(
+    dir: &Path,
+    file: &str,
+    sha256: &str,
+    aside_dir: &Path,
+) -> Result<PathBuf, RegistryError> {
+    let target = aside_dir.join(format!("{file}.{}", short_hash(sha256)));
+    let failed = |source| RegistryError::SetAside {
+        file: file.to_owned(),
+        to: target.clone(),
+        source,
+    };
+    crate::atomic_file::create_private_dir(aside_dir).map_err(failed)?;
+    let source = dir.join(file);
+    std::fs::rename(&source, &target)
+        .or_else(|_| {
+            // Another filesystem: copy, then remove.
+            std::fs::copy(&source, &target).and_then(|_| std::fs::remove_file(&source))
+        })
+        .map_err(failed)?;
+    Ok(target)
+}
+
+/// The module file `name` (declared name or file stem) means: one waiting
+/// for approval if there is one, else the first found.
+pub fn find<'a>(scan: &'a Scan, name: &str, dir: &Path) -> Result<&'a ModuleFile, RegistryError> {
     let candidates: Vec<&ModuleFile> = scan
         .modules
         .iter()
@@ -495,7 +730,7 @@ pub(crate) fn find<'a>(
 /// Make the pinned version `name@version` (or the pinned file `name`,
 /// without `.wasm`) the one served; the caller saves the lock. A version may
 /// be given in part: `github@1` is the pinned 1.x.y, if there is one.
-pub(crate) fn use_version(lock: &mut Lock, spec: &str) -> Result<LockEntry, RegistryError> {
+pub fn use_version(lock: &mut Lock, spec: &str) -> Result<LockEntry, RegistryError> {
     let (name, version) = spec.split_once('@').unwrap_or((spec, ""));
     let matching: Vec<&LockEntry> = lock
         .entries()

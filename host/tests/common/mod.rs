@@ -144,7 +144,13 @@ impl Home {
     pub async fn approve(&self, name: &str) {
         let scan = self.scan().await;
         let mut lock = self.lock();
-        registry::approve(&scan, &mut lock, name, &self.plugins(), false).unwrap();
+        registry::approve(
+            &scan,
+            &mut lock,
+            registry::Approval::of(name),
+            &self.plugins(),
+        )
+        .unwrap();
         lock.save(&self.lock_path()).unwrap();
     }
 
@@ -187,7 +193,13 @@ impl Home {
         let scan = self.scan().await;
         let mut lock = self.lock();
         for module in &scan.modules {
-            registry::approve(&scan, &mut lock, module.name(), &self.plugins(), false).unwrap();
+            registry::approve(
+                &scan,
+                &mut lock,
+                registry::Approval::of(module.name()),
+                &self.plugins(),
+            )
+            .unwrap();
         }
         lock.save(&self.lock_path()).unwrap();
         self.server(HttpSettings::default(), BTreeMap::new()).await

@@ -211,6 +211,30 @@ def test_a_rug_pull_shows_its_description_diff_and_reject_sets_it_aside(home):
     assert (home / "registry.lock").read_bytes() == lock, "rejecting leaves the pin of the approved build"
 
 
+def test_pinned_versions_side_by_side_and_use_this_version_rolls_back(home):
+    install(home, "weather")
+    mcpist(home, "plugins", "approve", "weather", "--yes")
+    shutil.copy(FIXTURES / "weather_newhost.wasm", home / "plugins" / "weather2.wasm")
+    mcpist(home, "plugins", "approve", "weather2", "--yes")
+    with console_server(home) as (base, link, _), browser() as driver:
+        log_in(driver, link)
+        versions = find(driver, 'section.versions[data-module="weather"]')
+        cards = versions.find_elements(By.CSS_SELECTOR, "article.version")
+        assert [c.find_element(By.TAG_NAME, "h3").text.split()[0] for c in cards] == ["1.0.0", "2.0.0"]
+        served = [c for c in cards if "active" in c.get_attribute("class")]
+        assert len(served) == 1 and "weather2.wasm" in served[0].text
+        assert "collect.evil.example" in served[0].text, "each version's hosts, side by side"
+        module_row(driver, "weather", "standby")
+        old = next(c for c in cards if c not in served)
+        submit(driver, old.find_element(By.CSS_SELECTOR, "form.use"), "Use this version")
+        assert "Serving weather@1.0.0 (weather.wasm)" in message(driver, "notice")
+        find(driver, 'table#modules tr[data-module="weather"][data-state="pinned"] .file')
+        screenshot(driver, "modules-versions")
+    assert 'weather = "weather.wasm"' in (home / "registry.lock").read_text()
+    listing = mcpist(home, "plugins", "list").stdout
+    assert "standing by: weather.wasm is the version served" in listing
+
+
 def test_an_approval_of_a_build_that_is_no_longer_the_file_is_refused(home):
     """The owner reviewed the honest build; by the time Approve is clicked
     the file is the rug pull. The form carries the reviewed build's hash."""

@@ -727,6 +727,20 @@ pub fn find<'a>(scan: &'a Scan, name: &str, dir: &Path) -> Result<&'a ModuleFile
         })
 }
 
+/// Make the pinned file `file` the version of its module that is served;
+/// the caller saves the lock.
+pub fn use_file(lock: &mut Lock, file: &str) -> Result<LockEntry, RegistryError> {
+    let entry = lock
+        .by_file(file)
+        .cloned()
+        .ok_or_else(|| RegistryError::NotPinned {
+            name: file.to_owned(),
+            hint: "; approve it first".to_owned(),
+        })?;
+    lock.activate(&entry.file);
+    Ok(entry)
+}
+
 /// Make the pinned version `name@version` (or the pinned file `name`,
 /// without `.wasm`) the one served; the caller saves the lock. A version may
 /// be given in part: `github@1` is the pinned 1.x.y, if there is one.

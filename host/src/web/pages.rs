@@ -556,7 +556,7 @@ async fn use_version(
 ) -> Response {
     let result = (|| {
         let mut lock = Lock::load(&console.config.lock_file)?;
-        let entry = registry::use_version(&mut lock, form.stem())?;
+        let entry = registry::use_file(&mut lock, &form.file)?;
         lock.save(&console.config.lock_file)?;
         anyhow::Ok(entry)
     })();

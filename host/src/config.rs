@@ -319,6 +319,10 @@ pub struct ConsoleSettings {
     pub bind: std::net::SocketAddr,
     /// A session unused this long ends.
     pub idle_timeout: Duration,
+    /// Served to other machines (`allow_remote`), which the owner must do
+    /// behind TLS: the session cookie is then `Secure` and forms must come
+    /// from an `https` origin.
+    pub behind_tls: bool,
 }
 
 impl Config {
@@ -901,6 +905,7 @@ fn console(file: ConsoleFile, source: &Source) -> Result<ConsoleSettings, Config
         enabled: file.enabled.unwrap_or(true),
         bind,
         idle_timeout: Duration::from_secs(60 * file.idle_timeout_mins.unwrap_or(30).max(1)),
+        behind_tls: file.allow_remote == Some(true),
     })
 }
 

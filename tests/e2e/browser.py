@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -176,7 +177,29 @@ def submit(driver, form, text=None):
     wait for the answer to replace the page."""
     clicked = button(form, text)
     clicked.click()
-    wait(driver, EC.staleness_of(clicked), f"the answer to {text or 'the form'!r}")
+    wait(driver, replaced(clicked), f"the answer to {text or 'the form'!r}")
+
+
+def replaced(element):
+    """A condition true once `element` is no longer in the page shown.
+
+    While the browser swaps one page for the next, chromedriver may answer
+    a question about the old element with "Node with given id does not
+    belong to the document" (an unknown error) instead of a stale
+    reference; both mean the page was replaced."""
+
+    def check(_driver):
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" in (error.msg or ""):
+                return True
+            raise
+        return False
+
+    return check
 
 
 def message(driver, kind):

@@ -39,9 +39,12 @@ use session::{LoginLinks, Session, Sessions};
 /// Where the console's pages are.
 pub const PREFIX: &str = "/console";
 
-/// The session cookie's name. Not `__Host-` prefixed: that needs `Secure`,
-/// which a browser keeps off plain-http loopback.
+/// The session cookie's name on plain-http loopback. Behind TLS it is
+/// [`SECURE_COOKIE`]; never `__Host-`, which would need `Path=/` and so
+/// send the cookie to `/mcp` too.
 const COOKIE: &str = "mcpist_console";
+/// The session cookie's name when the console is served behind TLS.
+const SECURE_COOKIE: &str = "__Secure-mcpist_console";
 
 /// Largest form accepted (a token is at most 64 KiB).
 const MAX_FORM_BYTES: usize = 96 * 1024;
@@ -88,6 +91,30 @@ impl Console {
             sign_ins: Mutex::new(Vec::new()),
             config: config.clone(),
         }
+    }
+
+    /// The session cookie's name.
+    fn cookie_name(&self) -> &'static str {
+        if self.config.console.behind_tls {
+            SECURE_COOKIE
+        } else {
+            COOKIE
+        }
+    }
+
+    /// `Set-Cookie` for the session `value` (empty: end it).
+    fn set_cookie(&self, value: &str) -> HeaderValue {
+        let mut cookie = format!(
+            "{}={value}; Path={PREFIX}; HttpOnly; SameSite=Strict",
+            self.cookie_name()
+        );
+        if self.config.console.behind_tls {
+            cookie.push_str("; Secure");
+        }
+        if value.is_empty() {
+            cookie.push_str("; Max-Age=0");
+        }
+        HeaderValue::from_str(&cookie).expect("a base64url cookie is a valid header")
     }
 
     /// The data folder it acts on.
@@ -254,10 +281,16 @@ impl FromRequestParts<Arc<Console>> for Owner {
 impl Owner {
     /// The owner whose session cookie `headers` carry, if it is open.
     fn from_headers(console: &Console, headers: &HeaderMap) -> Option<Owner> {
-        let session = cookie(headers).and_then(|value| console.sessions.find(&value))?;
+        let session = cookie(headers, console.cookie_name())
+            .and_then(|value| console.sessions.find(&value))?;
+        let scheme = if console.config.console.behind_tls {
+            "https"
+        } else {
+            "http"
+        };
         Some(Owner {
             session,
-            origin: origin_of(headers),
+            origin: origin_of(headers, scheme),
         })
     }
 
@@ -351,24 +384,24 @@ impl IntoResponse for FormRefused {
 }
 
 /// The session cookie's value, if the request carries one.
-fn cookie(headers: &HeaderMap) -> Option<String> {
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(given, _)| *given == name)
         .map(|(_, value)| value.to_owned())
 }
 
-/// `http://HOST` from the request's `Host` header.
-fn origin_of(headers: &HeaderMap) -> String {
+/// `SCHEME://HOST` from the request's `Host` header.
+fn origin_of(headers: &HeaderMap, scheme: &str) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    format!("http://{host}")
+    format!("{scheme}://{host}")
 }
 
 /// Whether a state-changing request comes from this origin. A browser sends
@@ -453,7 +486,8 @@ mod tests {
     #[test]
     fn the_session_cookie_is_found_among_others() {
         let map = headers(&[("cookie", "a=1; mcpist_console=xyz; b=2")]);
-        assert_eq!(cookie(&map).as_deref(), Some("xyz"));
-        assert_eq!(cookie(&headers(&[("cookie", "mcpist_consolex=1")])), None);
+        assert_eq!(cookie(&map, COOKIE).as_deref(), Some("xyz"));
+        let other = headers(&[("cookie", "mcpist_consolex=1")]);
+        assert_eq!(cookie(&other, COOKIE), None);
     }
 }

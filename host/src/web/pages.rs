@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{COOKIE, Console, Owner, PREFIX, PendingSignIn, Posted};
+use super::{Console, Owner, PREFIX, PendingSignIn, Posted};
 use crate::audit::Outcome;
 use crate::audit::read::Filter;
 use crate::broker::{AccountKind, Broker, Revocation};
@@ -183,16 +183,12 @@ async fn login(State(console): State<Arc<Console>>, Query(query): Query<LoginQue
     }
     let cookie = console.sessions.open();
     tracing::info!("the owner signed in to the console");
-    let set_cookie = format!(
-        "{COOKIE}={}; Path={PREFIX}; HttpOnly; SameSite=Strict; Max-Age={}",
-        cookie.as_str(),
-        console.config.console.idle_timeout.as_secs()
-    );
+    // A session cookie (no Max-Age): the browser forgets it when it
+    // closes; the server ends it after the idle timeout.
     let mut response = super::see_other(&format!("{PREFIX}/modules"));
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&set_cookie).expect("a base64url cookie is a valid header"),
-    );
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, console.set_cookie(&cookie));
     response
 }
 
@@ -210,12 +206,9 @@ async fn logout(
         "notice",
         "You are logged out of the console.",
     );
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "mcpist_console=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
-    );
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, console.set_cookie(""));
     response
 }
 

@@ -49,7 +49,7 @@ struct Loaded {
 fn load(tokio: &tokio::runtime::Runtime, runtime: Runtime, name: &str) -> Loaded {
     let bytes = bundled(name);
     let module = runtime
-        .prepare(&bytes, &sha256_hex(&bytes))
+        .prepare("bench.wasm", &bytes, &sha256_hex(&bytes))
         .expect("compile");
     let manifest = tokio
         .block_on(runtime.describe(&module, name))

@@ -61,7 +61,7 @@ fn module(name: &str) -> (Vec<u8>, String) {
 }
 
 async fn name_of(runtime: &Runtime, bytes: &[u8], sha256: &str) -> String {
-    let module = runtime.prepare_pinned(bytes, sha256).unwrap();
+    let module = runtime.prepare_pinned("test.wasm", bytes, sha256).unwrap();
     runtime.describe(&module, "x.wasm").await.unwrap().name
 }
 
@@ -121,15 +121,24 @@ async fn substituted_code_in_the_cache_is_never_loaded() {
         .find(|p| *p != text_entry)
         .unwrap();
     let mac_of = |p: &Path| p.with_extension("mac");
+    // The attacker writes a new file and renames it over the entry, as
+    // mcpist itself replaces entries: the first runtime still maps the old
+    // one (a file rewritten in place under a mapping would fault it, see
+    // docs/security.md, Known limits).
+    let substitute = |from: &Path, to: &Path| {
+        let staged = to.with_extension("staged");
+        std::fs::copy(from, &staged).unwrap();
+        std::fs::rename(&staged, to).unwrap();
+    };
 
     // The attacker puts another module's compiled code, with its genuine
     // MAC, in place of the pinned module's entry.
-    std::fs::copy(&other_entry, &text_entry).unwrap();
-    std::fs::copy(mac_of(&other_entry), mac_of(&text_entry)).unwrap();
+    substitute(&other_entry, &text_entry);
+    substitute(&mac_of(&other_entry), &mac_of(&text_entry));
     assert_eq!(name_of(&cache.runtime(), &text, &text_sha).await, "text");
 
     // ... or with a "checksum" of the substitute, as a plain hash would be.
-    std::fs::copy(&other_entry, &text_entry).unwrap();
+    substitute(&other_entry, &text_entry);
     std::fs::write(
         mac_of(&text_entry),
         registry::sha256_hex(&std::fs::read(&other_entry).unwrap()),
@@ -142,8 +151,8 @@ async fn substituted_code_in_the_cache_is_never_loaded() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(cache.folder(), std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    std::fs::copy(&other_entry, &text_entry).unwrap();
-    std::fs::copy(mac_of(&other_entry), mac_of(&text_entry)).unwrap();
+    substitute(&other_entry, &text_entry);
+    substitute(&mac_of(&other_entry), &mac_of(&text_entry));
     let substituted = std::fs::read(&text_entry).unwrap();
     assert_eq!(name_of(&cache.runtime(), &text, &text_sha).await, "text");
     assert_eq!(

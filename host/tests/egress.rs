@@ -130,14 +130,68 @@ struct Probe {
     service: Upstream,
     other: Upstream,
     catalog: Served,
+    via: Via,
 }
 
+/// The two ways out of a module: the host's own `http` import, and
+/// `wasi:http/outgoing-handler`, which every language's usual HTTP client
+/// speaks. Each attack is tried through both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    McpistHttp,
+    WasiHttp,
+}
+
+impl Via {
+    fn name(self) -> &'static str {
+        match self {
+            Via::McpistHttp => "mcpist-http",
+            Via::WasiHttp => "wasi-http",
+        }
+    }
+}
+
+/// One test per way out for each attack.
+macro_rules! through_both_ways_out {
+    ($($attack:ident),* $(,)?) => {
+        mod via_mcpist_http {
+            $(#[tokio::test]
+            async fn $attack() {
+                super::$attack(super::Via::McpistHttp).await;
+            })*
+        }
+        mod via_wasi_http {
+            $(#[tokio::test]
+            async fn $attack() {
+                super::$attack(super::Via::WasiHttp).await;
+            })*
+        }
+    };
+}
+
+through_both_ways_out!(
+    the_credential_of_the_chosen_account_reaches_only_the_bound_host,
+    a_token_echoed_by_the_upstream_is_redacted_before_the_module_sees_it,
+    a_request_to_an_unapproved_host_is_refused_with_how_to_approve,
+    loopback_and_metadata_addresses_are_refused,
+    a_name_resolving_to_a_private_address_is_refused_until_allowed,
+    a_redirect_to_another_host_does_not_carry_the_credential,
+    a_module_cannot_choose_the_encoding_or_a_range_of_a_credentialed_answer,
+    an_encoded_or_partial_answer_to_a_credentialed_request_is_refused,
+    a_json_escaped_echo_of_the_token_is_redacted,
+    a_query_credential_does_not_follow_a_redirect_to_an_unbound_host,
+    a_module_cannot_set_credential_headers_for_a_bound_host,
+    another_services_account_or_an_unknown_account_is_refused,
+    methods_and_paths_are_limited_to_the_owners_rule,
+    limits_stop_runaway_requests,
+);
+
 impl Probe {
-    async fn new() -> Probe {
-        Probe::with_settings(HttpSettings::default()).await
+    async fn new(via: Via) -> Probe {
+        Probe::with_settings(HttpSettings::default(), via).await
     }
 
-    async fn with_settings(settings: HttpSettings) -> Probe {
+    async fn with_settings(settings: HttpSettings, via: Via) -> Probe {
         let home = Home::new(Limits::default());
         let service = Upstream::start(service_api()).await;
         let other = Upstream::start(other_api()).await;
@@ -191,6 +245,7 @@ impl Probe {
             service,
             other,
             catalog,
+            via,
         }
     }
 
@@ -209,10 +264,10 @@ impl Probe {
         .collect()
     }
 
-    /// Rebuild the catalog after the lock changed.
-    async fn reload(&mut self) {
-        let upstreams = Probe::upstreams(&self.service, &self.other);
-        self.catalog = self.home.server(HttpSettings::default(), upstreams).await;
+    /// Apply the changed lock to the running server, as its watcher does
+    /// when `mcpist plugins host` writes the lock: no restart.
+    async fn reload(&self) {
+        self.catalog.server.reload().await.unwrap();
     }
 
     async fn fetch(&self, arguments: Value) -> Result<Value, String> {
@@ -220,6 +275,8 @@ impl Probe {
     }
 
     async fn fetch_as(&self, account: Option<&str>, arguments: Value) -> Result<Value, String> {
+        let mut arguments = arguments;
+        arguments["via"] = json!(self.via.name());
         fetch(&self.catalog, account, arguments).await
     }
 
@@ -269,9 +326,8 @@ fn assert_contains(text: &str, needles: &[&str]) {
     }
 }
 
-#[tokio::test]
-async fn the_credential_of_the_chosen_account_reaches_only_the_bound_host() {
-    let probe = Probe::new().await;
+async fn the_credential_of_the_chosen_account_reaches_only_the_bound_host(via: Via) {
+    let probe = Probe::new(via).await;
     let personal = probe
         .fetch(json!({"url": "https://api.service.test/echo"}))
         .await
@@ -310,9 +366,8 @@ async fn the_credential_of_the_chosen_account_reaches_only_the_bound_host() {
     assert_eq!(seen[0].header("authorization"), None);
 }
 
-#[tokio::test]
-async fn a_token_echoed_by_the_upstream_is_redacted_before_the_module_sees_it() {
-    let probe = Probe::new().await;
+async fn a_token_echoed_by_the_upstream_is_redacted_before_the_module_sees_it(via: Via) {
+    let probe = Probe::new(via).await;
     let report = probe
         .fetch(json!({"url": "https://api.service.test/echo"}))
         .await
@@ -327,9 +382,8 @@ async fn a_token_echoed_by_the_upstream_is_redacted_before_the_module_sees_it() 
     assert_eq!(body["authorization"], "Bearer [REDACTED]");
 }
 
-#[tokio::test]
-async fn a_request_to_an_unapproved_host_is_refused_with_how_to_approve() {
-    let probe = Probe::new().await;
+async fn a_request_to_an_unapproved_host_is_refused_with_how_to_approve(via: Via) {
+    let probe = Probe::new(via).await;
     let err = probe
         .fetch(json!({"url": "https://evil.test/steal"}))
         .await
@@ -365,9 +419,8 @@ async fn a_module_without_approved_hosts_has_no_network() {
     );
 }
 
-#[tokio::test]
-async fn loopback_and_metadata_addresses_are_refused() {
-    let probe = Probe::new().await;
+async fn loopback_and_metadata_addresses_are_refused(via: Via) {
+    let probe = Probe::new(via).await;
     // An approved IP literal on loopback, without allow-private.
     let err = probe
         .fetch(json!({"url": "http://127.0.0.1/admin"}))
@@ -384,9 +437,8 @@ async fn loopback_and_metadata_addresses_are_refused() {
     probe.still_serving().await;
 }
 
-#[tokio::test]
-async fn a_name_resolving_to_a_private_address_is_refused_until_allowed() {
-    let mut probe = Probe::new().await;
+async fn a_name_resolving_to_a_private_address_is_refused_until_allowed(via: Via) {
+    let probe = Probe::new(via).await;
     let err = probe
         .fetch(json!({"url": "https://private.test/x"}))
         .await
@@ -406,9 +458,8 @@ async fn a_name_resolving_to_a_private_address_is_refused_until_allowed() {
     assert_eq!(report["body"], "landed");
 }
 
-#[tokio::test]
-async fn a_redirect_to_another_host_does_not_carry_the_credential() {
-    let probe = Probe::new().await;
+async fn a_redirect_to_another_host_does_not_carry_the_credential(via: Via) {
+    let probe = Probe::new(via).await;
     // The service redirects to the physical address of other.test; the host
     // maps it back, re-checks it (approved), and drops the credential.
     let to = format!("{}/landing", probe.other.base());
@@ -438,9 +489,8 @@ async fn a_redirect_to_another_host_does_not_carry_the_credential() {
     probe.still_serving().await;
 }
 
-#[tokio::test]
-async fn a_module_cannot_choose_the_encoding_or_a_range_of_a_credentialed_answer() {
-    let probe = Probe::new().await;
+async fn a_module_cannot_choose_the_encoding_or_a_range_of_a_credentialed_answer(via: Via) {
+    let probe = Probe::new(via).await;
     // Asking for a compressed echo (to inflate it past redaction) or for the
     // echo in byte ranges (to join the halves) is refused before anything
     // leaves; TE is a transport header, refused everywhere.
@@ -470,9 +520,8 @@ async fn a_module_cannot_choose_the_encoding_or_a_range_of_a_credentialed_answer
     assert_eq!(seen[0].header("accept-encoding"), Some("identity"));
 }
 
-#[tokio::test]
-async fn an_encoded_or_partial_answer_to_a_credentialed_request_is_refused() {
-    let probe = Probe::new().await;
+async fn an_encoded_or_partial_answer_to_a_credentialed_request_is_refused(via: Via) {
+    let probe = Probe::new(via).await;
     for (path, expected) in [
         ("/echo-gzip", "Content-Encoding \"gzip\""),
         ("/echo-partial", "partial response (206)"),
@@ -487,9 +536,8 @@ async fn an_encoded_or_partial_answer_to_a_credentialed_request_is_refused() {
     probe.still_serving().await;
 }
 
-#[tokio::test]
-async fn a_json_escaped_echo_of_the_token_is_redacted() {
-    let probe = Probe::new().await;
+async fn a_json_escaped_echo_of_the_token_is_redacted(via: Via) {
+    let probe = Probe::new(via).await;
     let report = probe
         .fetch_as(
             Some("slashed"),
@@ -504,9 +552,8 @@ async fn a_json_escaped_echo_of_the_token_is_redacted() {
     }
 }
 
-#[tokio::test]
-async fn a_query_credential_does_not_follow_a_redirect_to_an_unbound_host() {
-    let probe = Probe::new().await;
+async fn a_query_credential_does_not_follow_a_redirect_to_an_unbound_host(via: Via) {
+    let probe = Probe::new(via).await;
     let to = format!("{}/landing", probe.other.base());
     let err = probe
         .fetch(json!({"url": format!("https://query.service.test/bounce?to={to}")}))
@@ -534,9 +581,8 @@ async fn a_query_credential_does_not_follow_a_redirect_to_an_unbound_host() {
     assert_eq!(report["status"], 200);
 }
 
-#[tokio::test]
-async fn a_module_cannot_set_credential_headers_for_a_bound_host() {
-    let probe = Probe::new().await;
+async fn a_module_cannot_set_credential_headers_for_a_bound_host(via: Via) {
+    let probe = Probe::new(via).await;
     for (name, value) in [
         ("Authorization", "Bearer attacker-token"),
         ("authorization", "token attacker-token"),
@@ -550,9 +596,13 @@ async fn a_module_cannot_set_credential_headers_for_a_bound_host() {
             }))
             .await
             .unwrap_err();
-        assert_contains(&err, &["may not set", "attaches the credential itself"]);
+        // wasi:http refuses Proxy-Authorization in the guest already.
+        if !(via == Via::WasiHttp && name == "Proxy-Authorization") {
+            assert_contains(&err, &["may not set", "attaches the credential itself"]);
+        }
     }
-    // Smuggling a second header through a value is not possible either.
+    // Smuggling a second header through a value is not possible either
+    // (wasi:http's fields refuse it in the guest).
     let err = probe
         .fetch(json!({
             "url": "https://api.service.test/echo",
@@ -560,14 +610,17 @@ async fn a_module_cannot_set_credential_headers_for_a_bound_host() {
         }))
         .await
         .unwrap_err();
-    assert_contains(&err, &["not valid"]);
+    let refused = match via {
+        Via::McpistHttp => "not valid",
+        Via::WasiHttp => "InvalidSyntax",
+    };
+    assert_contains(&err, &[refused]);
     assert!(probe.service.seen().is_empty());
     probe.still_serving().await;
 }
 
-#[tokio::test]
-async fn another_services_account_or_an_unknown_account_is_refused() {
-    let probe = Probe::new().await;
+async fn another_services_account_or_an_unknown_account_is_refused(via: Via) {
+    let probe = Probe::new(via).await;
     let err = probe
         .fetch_as(
             Some("team"),
@@ -601,9 +654,8 @@ async fn a_call_needing_a_service_without_accounts_says_how_to_add_one() {
     assert_contains(&err, &["mcpist account add svc NAME"]);
 }
 
-#[tokio::test]
-async fn methods_and_paths_are_limited_to_the_owners_rule() {
-    let mut probe = Probe::new().await;
+async fn methods_and_paths_are_limited_to_the_owners_rule(via: Via) {
+    let probe = Probe::new(via).await;
     probe.home.set_host_rule(
         "prober",
         "https://api.service.test",
@@ -642,8 +694,11 @@ async fn methods_and_paths_are_limited_to_the_owners_rule() {
             .fetch(json!({"url": format!("https://api.service.test{path}?to=/echo")}))
             .await
             .unwrap_err();
+        // A wasi:http client cannot even form a path with a backslash.
         assert!(
-            err.contains("encoded slash") || err.contains("outside the prefixes"),
+            err.contains("encoded slash")
+                || err.contains("outside the prefixes")
+                || (via == Via::WasiHttp && err.contains("path refused")),
             "{path}: {err}"
         );
     }
@@ -663,8 +718,7 @@ async fn methods_and_paths_are_limited_to_the_owners_rule() {
     probe.still_serving().await;
 }
 
-#[tokio::test]
-async fn limits_stop_runaway_requests() {
+async fn limits_stop_runaway_requests(via: Via) {
     let settings = HttpSettings {
         timeout: Duration::from_millis(500),
         max_request_bytes: 1024,
@@ -672,7 +726,7 @@ async fn limits_stop_runaway_requests() {
         max_requests_per_call: 3,
         ..HttpSettings::default()
     };
-    let probe = Probe::with_settings(settings).await;
+    let probe = Probe::with_settings(settings, via).await;
     let err = probe
         .fetch(json!({"url": "https://other.test/", "repeat": 4}))
         .await
@@ -702,7 +756,7 @@ async fn limits_stop_runaway_requests() {
 
 #[tokio::test]
 async fn a_vault_that_cannot_be_opened_fails_only_calls_that_need_it() {
-    let probe = Probe::new().await;
+    let probe = Probe::new(Via::McpistHttp).await;
     // The same vault file opened with the wrong key.
     let wrong = Some(SecretString::from("00".repeat(32)));
     let upstreams = Probe::upstreams(&probe.service, &probe.other);

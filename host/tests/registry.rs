@@ -144,6 +144,42 @@ async fn a_file_that_is_not_a_component_is_invalid() {
 }
 
 #[tokio::test]
+async fn a_module_importing_what_the_host_lacks_names_the_import_and_what_is_offered() {
+    let home = Home::new(Limits::default());
+    // A component importing an interface no host provides, as a module
+    // built against another runtime's API would.
+    let component = wat::parse_str(
+        r#"(component (import "example:other-runtime/kv@1.0.0" (instance (export "get" (func)))))"#,
+    )
+    .unwrap();
+    std::fs::write(home.plugins().join("wordstats.wasm"), component).unwrap();
+    let scan = home.scan().await;
+    for expected in [
+        "the module imports `example:other-runtime/kv@1.0.0`",
+        "`mcpist:plugin/log`",
+        "`wasi:http/outgoing-handler` 0.2",
+    ] {
+        assert_invalid(&scan.modules[0].state, expected);
+    }
+    // Approving it under the name its author meant says why the file is not
+    // usable, not only that nothing is waiting.
+    let mut lock = home.lock();
+    let err = registry::approve(
+        &scan,
+        &mut lock,
+        registry::Approval::of("word-stats"),
+        &home.plugins(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("no module is waiting; wordstats.wasm is not a usable module")
+            && err.contains("example:other-runtime/kv@1.0.0"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn approving_an_unknown_name_lists_what_is_waiting() {
     let home = Home::new(Limits::default());
     home.add(&fixture("hostile"));

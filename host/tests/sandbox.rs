@@ -85,6 +85,11 @@ async fn a_panic_traps_only_its_call() {
     };
     assert_eq!(module, "hostile");
     assert!(detail.contains("unreachable"), "{detail}");
+    // The module's last words (here Rust's panic message on stderr) say why.
+    assert!(
+        detail.contains("the module's last output:") && detail.contains("deliberate panic"),
+        "{detail}"
+    );
     still_serving(&catalog).await;
 }
 

@@ -212,7 +212,12 @@ pub(super) async fn host(
         files.join(", "),
         config.lock_file.display()
     )?;
-    writeln!(out, "A running server applies this when it is restarted.")?;
+    // A running server watches the lock and rescans it (catalog/live.rs);
+    // calls already running finish under the rules they started with.
+    writeln!(
+        out,
+        "A running server applies this within a second, to the calls that start after it."
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

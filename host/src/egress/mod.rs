@@ -226,7 +226,84 @@ fn client(
 
 /// One call's outbound HTTP: the module's policy, the accounts the call acts
 /// for, and the secrets fetched so far (only when a request needs them).
+///
+/// A module may have several requests in flight (each `wasi:http` request is
+/// a task of its own); they are sent one after another, so that the per-call
+/// budget, the secrets fetched and a renewed token are the same for all of
+/// them. The redactor is shared without waiting: a log line is never held up
+/// by a slow request.
 pub struct CallEgress {
+    session: tokio::sync::Mutex<EgressSession>,
+    redactor: Arc<Redactor>,
+    outbound: OutboundLog,
+    max_request_bytes: usize,
+}
+
+impl std::fmt::Debug for CallEgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallEgress").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl GuestServices for CallEgress {
+    async fn send_http(&self, request: OutboundRequest) -> Result<InboundResponse, HttpError> {
+        self.send(request).await.map_err(HttpError::from)
+    }
+
+    fn redact(&self, text: &str) -> String {
+        self.redactor.text(text)
+    }
+
+    fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+    }
+}
+
+impl CallEgress {
+    /// The egress of one call of the module `policy` describes, acting for
+    /// `accounts` (service → account), with secrets from `broker`.
+    pub fn new(
+        egress: Arc<Egress>,
+        policy: Arc<ModulePolicy>,
+        broker: Option<Arc<Broker>>,
+        accounts: BTreeMap<String, Account>,
+    ) -> CallEgress {
+        let redactor = Arc::new(Redactor::default());
+        let outbound = OutboundLog::default();
+        let max_request_bytes = egress.settings.max_request_bytes;
+        let session = EgressSession {
+            egress,
+            policy,
+            broker,
+            accounts,
+            secrets: BTreeMap::new(),
+            redactor: redactor.clone(),
+            requests: 0,
+            outbound: outbound.clone(),
+        };
+        CallEgress {
+            session: tokio::sync::Mutex::new(session),
+            redactor,
+            outbound,
+            max_request_bytes,
+        }
+    }
+
+    /// The log of the requests this call sends.
+    pub fn outbound(&self) -> OutboundLog {
+        self.outbound.clone()
+    }
+
+    /// Send the module's request, or refuse it; no secret is ever in the
+    /// error.
+    pub async fn send(&self, request: OutboundRequest) -> Result<InboundResponse, EgressError> {
+        self.session.lock().await.send(request).await
+    }
+}
+
+/// The state of a call's egress that its requests share, one at a time.
+struct EgressSession {
     egress: Arc<Egress>,
     policy: Arc<ModulePolicy>,
     broker: Option<Arc<Broker>>,
@@ -235,19 +312,9 @@ pub struct CallEgress {
     /// Service → its secret, fetched on first use in this call and zeroized
     /// when the call ends.
     secrets: BTreeMap<String, SecretString>,
-    redactor: Redactor,
+    redactor: Arc<Redactor>,
     requests: usize,
     outbound: OutboundLog,
-}
-
-impl std::fmt::Debug for CallEgress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallEgress")
-            .field("module", &self.policy.module)
-            .field("accounts", &self.accounts)
-            .field("requests", &self.requests)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A request on its way: where it goes now, as the module addressed it.
@@ -264,46 +331,10 @@ struct Hop {
     from_module: bool,
 }
 
-#[async_trait]
-impl GuestServices for CallEgress {
-    async fn send_http(&mut self, request: OutboundRequest) -> Result<InboundResponse, HttpError> {
-        self.send(request).await.map_err(HttpError::from)
-    }
-
-    fn redact(&self, text: &str) -> String {
-        self.redactor.text(text)
-    }
-}
-
-impl CallEgress {
-    /// The egress of one call of the module `policy` describes, acting for
-    /// `accounts` (service → account), with secrets from `broker`.
-    pub fn new(
-        egress: Arc<Egress>,
-        policy: Arc<ModulePolicy>,
-        broker: Option<Arc<Broker>>,
-        accounts: BTreeMap<String, Account>,
-    ) -> CallEgress {
-        CallEgress {
-            egress,
-            policy,
-            broker,
-            accounts,
-            secrets: BTreeMap::new(),
-            redactor: Redactor::default(),
-            requests: 0,
-            outbound: OutboundLog::default(),
-        }
-    }
-
-    /// The log of the requests this call sends.
-    pub fn outbound(&self) -> OutboundLog {
-        self.outbound.clone()
-    }
-
+impl EgressSession {
     /// Send the module's request, or refuse it; no secret is ever in the
     /// error.
-    pub async fn send(&mut self, request: OutboundRequest) -> Result<InboundResponse, EgressError> {
+    async fn send(&mut self, request: OutboundRequest) -> Result<InboundResponse, EgressError> {
         let result = self.send_checked(request).await;
         result.map_err(|e| match e {
             EgressError::Denied(m) => EgressError::Denied(self.redactor.text(&m)),

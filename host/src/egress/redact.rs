@@ -1,30 +1,44 @@
 //! Replacing a call's secrets wherever they could flow back towards the
 //! module or a log: response headers and bodies, and error text.
 
+use std::sync::{PoisonError, RwLock};
+
 use zeroize::Zeroizing;
 
 pub const MARKER: &str = "[REDACTED]";
 
 /// The byte strings to hide: each secret, and each form it was sent in
 /// (a whole header value, a base64 basic-auth value, a URL-encoded value).
+///
+/// Shared by a call's requests and its log lines, which may run at once (a
+/// module's `wasi:http` requests are tasks of their own): a secret is
+/// registered before the request that carries it leaves, and every reader
+/// sees it from then on.
 #[derive(Default)]
 pub struct Redactor {
-    needles: Vec<Zeroizing<Vec<u8>>>,
+    needles: RwLock<Vec<Zeroizing<Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redactor({} needles)", self.needles.len())
+        write!(f, "Redactor({} needles)", self.needles().len())
     }
 }
 
 impl Redactor {
-    pub fn add(&mut self, needle: &[u8]) {
+    /// The needles, longest first. A writer never leaves them half-changed,
+    /// so a poisoned lock still holds a usable list.
+    fn needles(&self) -> std::sync::RwLockReadGuard<'_, Vec<Zeroizing<Vec<u8>>>> {
+        self.needles.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn add(&self, needle: &[u8]) {
+        let mut needles = self.needles.write().unwrap_or_else(PoisonError::into_inner);
         // Very short values would redact innocent text and protect nothing.
-        if needle.len() >= 4 && !self.needles.iter().any(|n| n.as_slice() == needle) {
-            self.needles.push(Zeroizing::new(needle.to_vec()));
+        if needle.len() >= 4 && !needles.iter().any(|n| n.as_slice() == needle) {
+            needles.push(Zeroizing::new(needle.to_vec()));
             // Longest first, so a value containing another is hidden whole.
-            self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+            needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         }
     }
 
@@ -33,7 +47,7 @@ impl Redactor {
     /// (with and without `\/`, or `\u002f`, for a slash). A module that
     /// could ask for another encoding of the echo (compressed, in byte
     /// ranges) is stopped before the request leaves; see `egress`.
-    pub fn add_secret(&mut self, secret: &str) {
+    pub fn add_secret(&self, secret: &str) {
         self.add(secret.as_bytes());
         let form: Zeroizing<String> =
             Zeroizing::new(url::form_urlencoded::byte_serialize(secret.as_bytes()).collect());
@@ -57,14 +71,14 @@ impl Redactor {
 
     /// Whether `data` holds any registered form of a secret.
     pub fn contains(&self, data: &[u8]) -> bool {
-        self.needles
+        self.needles()
             .iter()
             .any(|n| memchr::memmem::find(data, n).is_some())
     }
 
     pub fn bytes(&self, data: Vec<u8>) -> Vec<u8> {
         let mut data = data;
-        for needle in &self.needles {
+        for needle in self.needles().iter() {
             if memchr::memmem::find(&data, needle).is_none() {
                 continue;
             }
@@ -86,7 +100,7 @@ impl Redactor {
     }
 
     pub fn text(&self, text: &str) -> String {
-        if self.needles.is_empty() {
+        if self.needles().is_empty() {
             return text.to_owned();
         }
         String::from_utf8(self.bytes(text.as_bytes().to_vec()))
@@ -100,7 +114,7 @@ mod tests {
 
     #[test]
     fn every_occurrence_is_replaced() {
-        let mut r = Redactor::default();
+        let r = Redactor::default();
         r.add(b"tok-123");
         r.add(b"Bearer tok-123");
         r.add(b"ab");
@@ -110,7 +124,7 @@ mod tests {
 
     #[test]
     fn escaped_echoes_of_a_secret_are_replaced() {
-        let mut r = Redactor::default();
+        let r = Redactor::default();
         r.add_secret("ab/cd+ef\"gh");
         for echo in [
             r#"{"auth":"ab\/cd+ef\"gh"}"#,

@@ -332,9 +332,9 @@ async fn examine(runtime: &Runtime, path: &Path, lock: &Lock) -> ModuleFile {
     // what the module declares. Only pinned modules keep their compiled form,
     // in memory and on disk.
     let prepared = if module.state == ModuleState::Pinned {
-        runtime.prepare_pinned(&bytes, &module.sha256)
+        runtime.prepare_pinned(&file, &bytes, &module.sha256)
     } else {
-        runtime.prepare(&bytes, &module.sha256)
+        runtime.prepare(&file, &bytes, &module.sha256)
     };
     let described = match prepared {
         Ok(prepared) => runtime
@@ -715,14 +715,25 @@ pub fn find<'a>(scan: &'a Scan, name: &str, dir: &Path) -> Result<&'a ModuleFile
                 .filter(|m| waiting(&m.state))
                 .map(|m| m.name())
                 .collect();
+            let mut hint = if names.is_empty() {
+                "; no module is waiting".to_owned()
+            } else {
+                format!("; waiting: {}", names.join(", "))
+            };
+            // A file that cannot be described has no declared name: it may
+            // well be the module meant, so say why it is not usable.
+            for invalid in &scan.modules {
+                if let ModuleState::Invalid { reason } = &invalid.state {
+                    hint.push_str(&format!(
+                        "; {} is not a usable module: {reason}",
+                        invalid.file
+                    ));
+                }
+            }
             RegistryError::NotFound {
                 name: name.to_owned(),
                 dir: dir.to_owned(),
-                hint: if names.is_empty() {
-                    "; no module is waiting".to_owned()
-                } else {
-                    format!("; waiting: {}", names.join(", "))
-                },
+                hint,
             }
         })
 }

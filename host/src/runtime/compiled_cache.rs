@@ -100,28 +100,54 @@ impl DiskCache {
         hex::encode(Sha256::digest(name.as_bytes()))
     }
 
-    /// The compiled module, if a sound entry is there.
+    /// The compiled module, if a sound entry is there. Its code is mapped
+    /// from the file rather than copied: the kernel shares the pages and
+    /// can drop them, so a large module (a language runtime of tens of MiB)
+    /// does not stay resident in full.
     pub fn load(&self, engine: &Engine, module_sha256: &str) -> Option<Component> {
+        use std::os::unix::fs::MetadataExt;
         let key = self.usable_key()?;
         let name = Self::entry_name(engine, module_sha256);
         let (artifact, tag_file) = self.paths(&name);
-        let bytes = std::fs::read(&artifact).ok()?;
+        let file = std::fs::File::open(&artifact).ok()?;
+        let verified = file.metadata().ok()?;
         let tag = std::fs::read_to_string(&tag_file).unwrap_or_default();
-        let proven = hex::decode(tag.trim())
-            .is_ok_and(|tag| mac(key, &name, &bytes).verify_slice(&tag).is_ok());
+        let proven = hex::decode(tag.trim()).is_ok_and(|tag| {
+            mac_of_file(key, &name, &file).is_ok_and(|mac| mac.verify_slice(&tag).is_ok())
+        });
         if !proven {
             tracing::warn!(entry = %artifact.display(), "a compiled-module cache entry is not one this mcpist wrote (its MAC does not verify); compiling the module again");
             self.discard(&name);
             return None;
         }
-        // SAFETY: the bytes are an artifact this program serialized for an
+        // SAFETY: the file is an artifact this program serialized for an
         // engine with the same compatibility hash and for this module (both
-        // in the entry's name), unchanged since: their MAC, keyed by a
-        // secret outside the cache folder, verifies over the name and the
-        // bytes. wasmtime still checks the artifact's header against this
-        // engine and refuses a mismatch.
-        match unsafe { Component::deserialize(engine, &bytes) } {
-            Ok(component) => Some(component),
+        // in the entry's name), unchanged since: its MAC, keyed by a secret
+        // outside the cache folder, verifies over the name and the bytes.
+        // The folder is this user's and writable by no one else (see
+        // `usable_key`), and the file mapped is the one verified (same
+        // inode, size and time, checked below); entries are replaced by
+        // rename, never rewritten in place. wasmtime still checks the
+        // artifact's header against this engine and refuses a mismatch.
+        let loaded = unsafe { Component::deserialize_file(engine, &artifact) };
+        let mapped = std::fs::metadata(&artifact).ok();
+        let same_file = mapped.is_some_and(|m| {
+            (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec())
+                == (
+                    verified.dev(),
+                    verified.ino(),
+                    verified.len(),
+                    verified.mtime(),
+                    verified.mtime_nsec(),
+                )
+        });
+        match loaded {
+            Ok(component) if same_file => Some(component),
+            Ok(_) => {
+                tracing::warn!(entry = %artifact.display(), "a compiled-module cache entry changed while it was loaded; compiling the module again");
+                self.discard(&name);
+                None
+            }
             Err(error) => {
                 tracing::warn!(entry = %artifact.display(), "a compiled-module cache entry cannot be loaded ({error}); compiling again");
                 self.discard(&name);
@@ -209,6 +235,21 @@ impl DiskCache {
             self.dir.join(format!("{name}.cwasm")),
             self.dir.join(format!("{name}.mac")),
         )
+    }
+}
+
+/// [`mac`] of a file's contents, read in chunks rather than whole.
+fn mac_of_file(key: &[u8; 32], name: &str, file: &std::fs::File) -> std::io::Result<Hmac<Sha256>> {
+    use std::io::Read;
+    let mut mac = mac(key, name, &[]);
+    let mut reader = file;
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(mac);
+        }
+        mac.update(&chunk[..n]);
     }
 }
 

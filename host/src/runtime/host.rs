@@ -1,13 +1,18 @@
 //! The per-call store data and the host side of the module's imports: the
-//! WASI context that grants nothing, and the `log` and `http` imports, which
-//! go to the call's [`GuestServices`] after the sandbox's own bounds.
+//! WASI context that grants nothing, and the `log`, `http` and `wasi:http`
+//! imports, which go to the call's [`GuestServices`] after the sandbox's own
+//! bounds.
+
+use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::guest_output::GuestOutput;
 use super::limits::{Limits, MemoryLimiter};
 use super::services::{GuestServices, HttpError, LogLevel, OutboundRequest};
+use super::wasi_http::EgressHooks;
 use super::{bindings, wit_http, wit_log};
 
 /// Bytes of log messages a module may write per call; beyond that its log
@@ -18,6 +23,8 @@ const LOG_MESSAGE_MAX: usize = 4 << 10;
 
 pub(crate) struct CallState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    pub http_hooks: EgressHooks,
     table: ResourceTable,
     pub limiter: MemoryLimiter,
     module: String,
@@ -25,7 +32,7 @@ pub(crate) struct CallState {
     /// Epoch ticks during which the guest was running; see `Runtime::run`.
     pub cpu_ticks: u64,
     /// What the guest may ask of the host in this call.
-    pub services: Box<dyn GuestServices>,
+    pub services: Arc<dyn GuestServices>,
 }
 
 impl CallState {
@@ -34,7 +41,7 @@ impl CallState {
         limits: &Limits,
         stdout: GuestOutput,
         stderr: GuestOutput,
-        services: Box<dyn GuestServices>,
+        services: Arc<dyn GuestServices>,
     ) -> Self {
         // Nothing is granted: no preopened directories, no environment, no
         // arguments, no stdin, no sockets, no name lookups. Clocks and
@@ -48,6 +55,8 @@ impl CallState {
             .build();
         CallState {
             wasi,
+            http: WasiHttpCtx::new(),
+            http_hooks: EgressHooks::new(module, services.clone()),
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
                 max_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
@@ -66,6 +75,16 @@ impl WasiView for CallState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }

@@ -19,6 +19,7 @@ mod guest_output;
 mod host;
 mod limits;
 pub mod services;
+mod wasi_http;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -69,11 +70,37 @@ pub enum RuntimeError {
     /// The bytes are not a component wasmtime can compile.
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
+    /// The component imports something the host does not provide.
+    #[error(
+        "the module imports `{import}`, which the host does not provide ({detail}). A module may import `mcpist:plugin/log` and `mcpist:plugin/http` 0.1.0, WASI 0.2 (`wasi:cli`, `wasi:clocks`, `wasi:random` and `wasi:io`; `wasi:filesystem` and `wasi:sockets` link but grant nothing) and `wasi:http/outgoing-handler` 0.2; rebuild it without what brings in `{import}` (a WASI 0.3 or preview 1 toolchain, or another runtime's host API)"
+    )]
+    Import {
+        /// The import, as the component names it.
+        import: String,
+        /// wasmtime's words.
+        detail: String,
+    },
     /// The component's imports or exports do not fit the plugin world.
     #[error(
-        "the component does not fit the mcpist:plugin@0.1.0 world (it must export `module` and import only `log`, `http` and WASI 0.2): {0}"
+        "the component does not fit the mcpist:plugin@0.1.0 world: {0}. A module exports `mcpist:plugin/module@0.1.0` (world `mcpist:plugin/plugin` in wit/plugin.wit)"
     )]
     Link(String),
+}
+
+impl RuntimeError {
+    /// Name the import wasmtime could not link, when it says which.
+    fn from_link(error: &wasmtime::Error) -> RuntimeError {
+        let detail = format!("{error:#}");
+        // wasmtime says "component imports instance `NAME`, but ...".
+        let import = detail
+            .strip_prefix("component imports ")
+            .and_then(|rest| rest.split('`').nth(1))
+            .map(str::to_owned);
+        match import {
+            Some(import) => RuntimeError::Import { import, detail },
+            None => RuntimeError::Link(detail),
+        }
+    }
 }
 
 /// Why a call failed on the host's side (as opposed to the module reporting
@@ -273,6 +300,8 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| {
             state
         })
@@ -326,8 +355,14 @@ impl Runtime {
     /// Compile a component and resolve its imports, once per `sha256` (the
     /// hash of `bytes`): from memory if this runtime prepared it before,
     /// else with Cranelift. Never kept on disk: see [`Runtime::prepare_pinned`].
-    pub fn prepare(&self, bytes: &[u8], sha256: &str) -> Result<PreparedModule, RuntimeError> {
-        self.prepare_with(bytes, sha256, false)
+    /// `label` names the module in the log (its file name).
+    pub fn prepare(
+        &self,
+        label: &str,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<PreparedModule, RuntimeError> {
+        self.prepare_with(label, bytes, sha256, false)
     }
 
     /// [`Runtime::prepare`] for a module the owner approved: its compiled
@@ -336,14 +371,16 @@ impl Runtime {
     /// the disk with the compiled forms of files nobody approved.
     pub fn prepare_pinned(
         &self,
+        label: &str,
         bytes: &[u8],
         sha256: &str,
     ) -> Result<PreparedModule, RuntimeError> {
-        self.prepare_with(bytes, sha256, true)
+        self.prepare_with(label, bytes, sha256, true)
     }
 
     fn prepare_with(
         &self,
+        label: &str,
         bytes: &[u8],
         sha256: &str,
         persist: bool,
@@ -355,17 +392,41 @@ impl Runtime {
         let component = match on_disk.and_then(|cache| cache.load(&self.engine, sha256)) {
             Some(component) => component,
             None => {
-                let component = Component::new(&self.engine, bytes)
-                    .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
-                if let Some(cache) = on_disk {
-                    cache.store(&self.engine, sha256, &component);
+                let component = self.compile(label, bytes)?;
+                match on_disk {
+                    // Use the mapped copy just written rather than the
+                    // compiled one, which would stay resident in full.
+                    Some(cache) => {
+                        cache.store(&self.engine, sha256, &component);
+                        cache.load(&self.engine, sha256).unwrap_or(component)
+                    }
+                    None => component,
                 }
-                component
             }
         };
         let prepared = self.link(&component)?;
         self.compiled.insert(sha256, &prepared);
         Ok(prepared)
+    }
+
+    /// Compile with Cranelift, saying so when it takes a while: a module
+    /// carrying a language runtime (Python, JavaScript) takes seconds.
+    fn compile(&self, label: &str, bytes: &[u8]) -> Result<Component, RuntimeError> {
+        const SAY_FROM_BYTES: usize = 4 << 20;
+        let started = std::time::Instant::now();
+        let large = bytes.len() >= SAY_FROM_BYTES;
+        if large {
+            tracing::info!(
+                "compiling {label} ({:.1} MiB), first load only",
+                bytes.len() as f64 / f64::from(1 << 20)
+            );
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        if large {
+            tracing::info!("compiled {label} in {:.1?}", started.elapsed());
+        }
+        Ok(component)
     }
 
     /// Forget the prepared modules whose sha256 is not in `present` (files
@@ -386,7 +447,7 @@ impl Runtime {
         let instance_pre = self
             .linker
             .instantiate_pre(component)
-            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+            .map_err(|e| RuntimeError::from_link(&e))?;
         let pre = bindings::PluginPre::new(instance_pre)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         Ok(PreparedModule { pre })
@@ -448,19 +509,30 @@ impl Runtime {
             account: call.context.account.clone(),
         };
         let tool_name = call.tool.to_owned();
-        let result = self
+        let (result, refusal) = self
             .run(module, name, services, cancel, move |plugin, store| {
                 Box::pin(async move {
-                    plugin
+                    let result = plugin
                         .mcpist_plugin_module()
-                        .call_call(store, &tool_name, &arguments, &wit_context)
-                        .await
+                        .call_call(&mut *store, &tool_name, &arguments, &wit_context)
+                        .await?;
+                    Ok((result, store.data().http_hooks.refusal()))
                 })
             })
             .await?;
         match result {
             Ok(output) => self.check_output(name, output).map(Ok),
-            Err(error) => Ok(Err(module_error(error))),
+            Err(error) => {
+                let mut error = module_error(error);
+                // wasi:http can only tell the guest "denied"; the person at
+                // the client learns from the host what to approve.
+                if let Some(refusal) = refusal {
+                    error.message.push_str(&format!(
+                        " (the host refused an HTTP request of this call: {refusal})"
+                    ));
+                }
+                Ok(Err(error))
+            }
         }
     }
 
@@ -496,7 +568,13 @@ impl Runtime {
         let limits = self.limits;
         let stdout = GuestOutput::default();
         let stderr = GuestOutput::default();
-        let state = CallState::new(name, &limits, stdout.clone(), stderr.clone(), services);
+        let state = CallState::new(
+            name,
+            &limits,
+            stdout.clone(),
+            stderr.clone(),
+            Arc::from(services),
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         // The CPU budget is counted in epoch ticks during which the guest was
@@ -541,7 +619,25 @@ impl Runtime {
                 })
             }),
         };
-        let services = store.data().services.as_ref();
+        let state = store.data();
+        let services = state.services.as_ref();
+        let outcome = match outcome {
+            // A crash says why in the module's own last words (a Python
+            // traceback, a Rust panic message) and in a request the host
+            // refused, which the guest may not have reported.
+            Err(CallError::Trap { module, mut detail }) => {
+                if let Some(refusal) = state.http_hooks.refusal() {
+                    detail.push_str(&format!(
+                        "; the host refused an HTTP request of this call: {refusal}"
+                    ));
+                }
+                if let Some(lines) = stderr.last_lines(services) {
+                    detail.push_str(&format!("; the module's last output: {lines}"));
+                }
+                Err(CallError::Trap { module, detail })
+            }
+            other => other,
+        };
         stdout.flush_to_log(services, name, "stdout");
         stderr.flush_to_log(services, name, "stderr");
         outcome

@@ -1,7 +1,8 @@
 //! What a guest may ask of the host during one call, as a trait the runtime
 //! owns and the embedder implements.
 //!
-//! The runtime links the `http` and `log` imports of `wit/plugin.wit` to an
+//! The runtime links the `http` and `log` imports of `wit/plugin.wit`, and
+//! `wasi:http/outgoing-handler`, to an
 //! implementation of [`GuestServices`] given for each call, and never names
 //! the implementation's type: the egress layer implements it with the
 //! module's approvals and the call's credentials (`egress::CallEgress`), a
@@ -66,13 +67,19 @@ pub enum LogLevel {
 ///
 /// The runtime has already applied the sandbox's own bounds before calling
 /// these (the per-call log budget and line length); what is left is policy.
+/// Shared: a guest's `wasi:http` requests run as tasks of their own, beside
+/// its log lines.
 #[async_trait]
-pub trait GuestServices: Send {
+pub trait GuestServices: Send + Sync {
     /// Send the guest's HTTP request, or refuse it.
-    async fn send_http(&mut self, request: OutboundRequest) -> Result<InboundResponse, HttpError>;
+    async fn send_http(&self, request: OutboundRequest) -> Result<InboundResponse, HttpError>;
 
     /// Hide this call's secrets in `text` before it reaches a log.
     fn redact(&self, text: &str) -> String;
+
+    /// The largest request body the guest may send: a `wasi:http` body is
+    /// streamed, and reading stops beyond this.
+    fn max_request_bytes(&self) -> usize;
 
     /// Record one line the guest logged (or printed), already redacted and
     /// bounded. Defaults to the host's log, attributed to the module.
@@ -94,7 +101,7 @@ pub struct NoServices;
 
 #[async_trait]
 impl GuestServices for NoServices {
-    async fn send_http(&mut self, _: OutboundRequest) -> Result<InboundResponse, HttpError> {
+    async fn send_http(&self, _: OutboundRequest) -> Result<InboundResponse, HttpError> {
         Err(HttpError::Denied(
             "outbound HTTP is not available while a module describes itself".to_owned(),
         ))
@@ -102,5 +109,9 @@ impl GuestServices for NoServices {
 
     fn redact(&self, text: &str) -> String {
         text.to_owned()
+    }
+
+    fn max_request_bytes(&self) -> usize {
+        0
     }
 }

@@ -3,6 +3,8 @@
 //! - `cargo xtask build-plugins`: build every bundled module (plugins/*/) into
 //!   `plugins/<name>.wasm`, reproducibly;
 //! - `cargo xtask build-fixtures`: build the hostile test modules;
+//! - `cargo xtask build-examples`: build the example module of
+//!   `plugins/examples/` in every language (see `examples.rs`);
 //! - `cargo xtask verify-reproducible`: rebuild the bundled modules from
 //!   source in a fresh target directory and check that each has the sha256
 //!   `registry.lock` pins;
@@ -23,6 +25,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 mod bench;
+mod examples;
 mod vault_bench;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
     match command.as_deref() {
         Some("build-plugins") => build_plugins(&root).map(drop),
         Some("build-fixtures") => build_fixtures(&root).map(drop),
+        Some("build-examples") => examples::build_examples(&root).map(drop),
         Some("verify-reproducible") => verify_reproducible(&root),
         Some("run") => run(&root, &rest),
         Some("test") => test(&root),
@@ -49,6 +53,7 @@ fn main() -> anyhow::Result<()> {
                  commands:\n  \
                  build-plugins   build the bundled modules into plugins/ (reproducible)\n  \
                  build-fixtures  build the hostile test modules\n  \
+                 build-examples  build the example module in every language into target/examples/\n  \
                  verify-reproducible  rebuild the bundled modules from scratch and compare with registry.lock\n  \
                  run [-- ARGS]   build everything and serve MCP over stdio (ARGS go to `mcpist serve`)\n  \
                  test            run the whole test suite\n  \
@@ -98,12 +103,14 @@ fn ensure_wasm_target() -> anyhow::Result<()> {
     status(Command::new("rustup").args(["target", "add", WASM_TARGET]))
 }
 
-/// Build a workspace of modules for wasm32-wasip2 with reproducible flags and
-/// return the built components (`<crate>.wasm`).
-fn build_modules(root: &Path, workspace: &str, target_dir: &str) -> anyhow::Result<Vec<PathBuf>> {
+/// `cargo build --release` of the components of `manifest` for the wasm
+/// target, reproducibly; returns the folder holding the `.wasm` files.
+pub(crate) fn build_components(
+    root: &Path,
+    manifest: &Path,
+    target_dir: &Path,
+) -> anyhow::Result<PathBuf> {
     ensure_wasm_target()?;
-    let manifest = root.join(workspace).join("Cargo.toml");
-    let target_dir = root.join("target").join(target_dir);
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
@@ -129,14 +136,21 @@ fn build_modules(root: &Path, workspace: &str, target_dir: &str) -> anyhow::Resu
                 WASM_TARGET,
                 "--manifest-path",
             ])
-            .arg(&manifest)
+            .arg(manifest)
             .arg("--target-dir")
-            .arg(&target_dir)
+            .arg(target_dir)
             .env("CARGO_ENCODED_RUSTFLAGS", flags)
             .env_remove("RUSTFLAGS")
             .env("SOURCE_DATE_EPOCH", "0"),
     )?;
-    let out = target_dir.join(WASM_TARGET).join("release");
+    Ok(target_dir.join(WASM_TARGET).join("release"))
+}
+
+/// Build a workspace of modules for wasm32-wasip2 with reproducible flags and
+/// return the built components (`<crate>.wasm`).
+fn build_modules(root: &Path, workspace: &str, target_dir: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let target_dir = root.join("target").join(target_dir);
+    let out = build_components(root, &root.join(workspace).join("Cargo.toml"), &target_dir)?;
     let mut built = Vec::new();
     for member in workspace_members(&root.join(workspace))? {
         let file = out.join(format!("{member}.wasm"));
@@ -278,6 +292,7 @@ fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
 fn test(root: &Path) -> anyhow::Result<()> {
     build_plugins(root)?;
     build_fixtures(root)?;
+    examples::build_examples(root)?;
     status(
         cargo()
             .current_dir(root)
@@ -387,15 +402,25 @@ fn npm_env(root: &Path) -> anyhow::Result<PathBuf> {
 /// A virtual environment with the end-to-end tests' requirements, made once
 /// and remade when the requirements change.
 pub(crate) fn python_env(root: &Path) -> anyhow::Result<PathBuf> {
-    let requirements = root.join("tests/e2e/requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements)
+    let venv = venv(
+        root,
+        &root.join("tests/e2e/requirements.txt"),
+        "target/e2e-venv",
+    )?;
+    Ok(venv.join("bin/python"))
+}
+
+/// A virtual environment under `target/` (`dir`) with `requirements`, made
+/// once and remade when they change.
+pub(crate) fn venv(root: &Path, requirements: &Path, dir: &str) -> anyhow::Result<PathBuf> {
+    let wanted = std::fs::read_to_string(requirements)
         .with_context(|| format!("cannot read {}", requirements.display()))?;
-    let venv = root.join("target/e2e-venv");
-    let python = venv.join("bin/python");
+    let venv = root.join(dir);
     let stamp = venv.join("requirements.installed");
-    if python.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str())
+    if venv.join("bin/python").is_file()
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str())
     {
-        return Ok(python);
+        return Ok(venv);
     }
     let system_python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
     status(
@@ -404,7 +429,7 @@ pub(crate) fn python_env(root: &Path) -> anyhow::Result<PathBuf> {
             .arg(&venv),
     )?;
     status(
-        Command::new(&python)
+        Command::new(venv.join("bin/python"))
             .args([
                 "-m",
                 "pip",
@@ -413,8 +438,8 @@ pub(crate) fn python_env(root: &Path) -> anyhow::Result<PathBuf> {
                 "--disable-pip-version-check",
                 "-r",
             ])
-            .arg(&requirements),
+            .arg(requirements),
     )?;
     std::fs::write(&stamp, wanted)?;
-    Ok(python)
+    Ok(venv)
 }

@@ -60,16 +60,63 @@ pub fn init(level: &str, file: Option<&Path>) -> anyhow::Result<()> {
 const CONTENT_TARGETS: &[&str] = &["rmcp", "wasmtime_wasi", "aws_sigv4"];
 
 fn filter(directive: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    use tracing_subscriber::filter::LevelFilter;
     let mut filter = EnvFilter::try_new(directive)?;
-    for target in COMPILER_TARGETS {
-        if !directive.contains(target) {
-            filter = filter.add_directive(format!("{target}=warn").parse()?);
+    // The level of targets the directive does not name: its part without
+    // `=` (`debug` in `debug,mcpist=trace`); none means errors only. The caps
+    // below only ever lower a target's level, never raise it past this.
+    let default_level = directive
+        .split(',')
+        .filter(|part| !part.contains('='))
+        .filter_map(|part| part.trim().parse::<LevelFilter>().ok())
+        .max()
+        .unwrap_or(LevelFilter::ERROR);
+    let caps = [
+        (COMPILER_TARGETS, LevelFilter::WARN),
+        (CONTENT_TARGETS, LevelFilter::INFO),
+    ];
+    for (targets, cap) in caps {
+        if default_level <= cap {
+            continue;
         }
-    }
-    for target in CONTENT_TARGETS {
-        if !directive.contains(target) {
-            filter = filter.add_directive(format!("{target}=info").parse()?);
+        for target in targets {
+            if !directive.contains(target) {
+                filter = filter.add_directive(format!("{target}={cap}").parse()?);
+            }
         }
     }
     Ok(filter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter;
+
+    #[test]
+    fn verbose_levels_keep_content_and_compiler_logs_capped() {
+        let debug = filter("debug").unwrap().to_string();
+        assert!(debug.contains("rmcp=info"), "{debug}");
+        assert!(debug.contains("cranelift=warn"), "{debug}");
+        // Named targets are the owner's choice.
+        let named = filter("debug,rmcp=debug").unwrap().to_string();
+        assert!(!named.contains("rmcp=info"), "{named}");
+    }
+
+    #[test]
+    fn quiet_levels_are_not_raised_for_the_capped_targets() {
+        for quiet in ["warn", "error", "warn,mcpist=debug"] {
+            let shown = filter(quiet).unwrap().to_string();
+            assert!(
+                !shown.contains("rmcp=info") && !shown.contains("cranelift=warn"),
+                "{quiet}: {shown}"
+            );
+        }
+        // At `info`, compiler targets are capped (they log per function at
+        // debug only), content targets need no cap.
+        let info = filter("info").unwrap().to_string();
+        assert!(
+            !info.contains("rmcp=info") && info.contains("cranelift=warn"),
+            "{info}"
+        );
+    }
 }

@@ -179,6 +179,64 @@ async fn a_module_importing_what_the_host_lacks_names_the_import_and_what_is_off
     );
 }
 
+/// A module whose `describe` returns a value the host cannot read: its
+/// `tools` list points at an address not aligned for the list's elements.
+/// A core module in text, made a component for the world of `wit/` (as a
+/// hand-written canonical ABI in Go or C would be).
+fn misaligned_describe() -> Vec<u8> {
+    // module-info at 128: name, version and description all "bad" (at 64),
+    // tools at address 3 (records of tools are 4-aligned), no hosts or
+    // credentials.
+    let core = wat::parse_str(
+        r#"(module
+            (memory (export "memory") 1)
+            (data (i32.const 64) "bad")
+            (data (i32.const 128)
+                "\40\00\00\00\03\00\00\00" "\40\00\00\00\03\00\00\00"
+                "\40\00\00\00\03\00\00\00" "\03\00\00\00\01\00\00\00"
+                "\00\00\00\00\00\00\00\00" "\00\00\00\00\00\00\00\00")
+            (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
+            (func (export "mcpist:plugin/module@0.1.0#describe") (result i32) i32.const 128)
+            (func (export "mcpist:plugin/module@0.1.0#call")
+                (param i32 i32 i32 i32 i32 i32 i32) (result i32) unreachable))"#,
+    )
+    .unwrap();
+    let mut resolve = wit_parser::Resolve::default();
+    let (package, _) = resolve.push_dir(repo().join("wit")).unwrap();
+    let world = resolve.select_world(&[package], Some("plugin")).unwrap();
+    let mut core = core;
+    wit_component::embed_component_metadata(
+        &mut core,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+        false,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&core)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_result_the_host_cannot_read_names_the_export_that_returned_it() {
+    let home = Home::new(Limits::default());
+    std::fs::write(
+        home.plugins().join("misaligned.wasm"),
+        misaligned_describe(),
+    )
+    .unwrap();
+    let scan = home.scan().await;
+    assert_invalid(
+        &scan.modules[0].state,
+        "export `mcpist:plugin/module@0.1.0#describe`",
+    );
+    assert_invalid(&scan.modules[0].state, "not aligned");
+}
+
 #[tokio::test]
 async fn approving_an_unknown_name_lists_what_is_waiting() {
     let home = Home::new(Limits::default());

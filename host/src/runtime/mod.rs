@@ -268,6 +268,12 @@ const MEMORIES_PER_CALL: u32 = 2;
 /// Bytes of each table reset in place rather than handed back to the kernel.
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
+/// The exports of the world, as they are named in errors: where a value the
+/// module returned could not be read ("list pointer is not aligned"), the
+/// author learns which export returned it.
+const DESCRIBE_EXPORT: &str = "mcpist:plugin/module@0.1.0#describe";
+const CALL_EXPORT: &str = "mcpist:plugin/module@0.1.0#call";
+
 impl Runtime {
     /// An engine whose every call is held to `limits`.
     pub fn new(limits: Limits) -> Result<Runtime, RuntimeError> {
@@ -414,19 +420,21 @@ impl Runtime {
     fn compile(&self, label: &str, bytes: &[u8]) -> Result<Component, RuntimeError> {
         const SAY_FROM_BYTES: usize = 4 << 20;
         let started = std::time::Instant::now();
-        let large = bytes.len() >= SAY_FROM_BYTES;
-        if large {
-            tracing::info!(
+        let notice = (bytes.len() >= SAY_FROM_BYTES).then(|| {
+            let what = format!(
                 "compiling {label} ({:.1} MiB), first load only",
                 bytes.len() as f64 / f64::from(1 << 20)
             );
-        }
+            tracing::info!("{what}");
+            CompileTicker::start(what)
+        });
         let component = Component::new(&self.engine, bytes)
-            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
-        if large {
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")));
+        if let Some(ticker) = notice {
+            ticker.stop();
             tracing::info!("compiled {label} in {:.1?}", started.elapsed());
         }
-        Ok(component)
+        component
     }
 
     /// Forget the prepared modules whose sha256 is not in `present` (files
@@ -468,9 +476,13 @@ impl Runtime {
                 Box::new(NoServices),
                 &never,
                 |plugin, store| {
-                    Box::pin(
-                        async move { plugin.mcpist_plugin_module().call_describe(store).await },
-                    )
+                    Box::pin(async move {
+                        plugin
+                            .mcpist_plugin_module()
+                            .call_describe(store)
+                            .await
+                            .map_err(|e| e.context(format!("export `{DESCRIBE_EXPORT}`")))
+                    })
                 },
             )
             .await?;
@@ -515,7 +527,10 @@ impl Runtime {
                     let result = plugin
                         .mcpist_plugin_module()
                         .call_call(&mut *store, &tool_name, &arguments, &wit_context)
-                        .await?;
+                        .await
+                        .map_err(|e| {
+                            e.context(format!("export `{CALL_EXPORT}` (tool `{tool_name}`)"))
+                        })?;
                     Ok((result, store.data().http_hooks.refusal()))
                 })
             })
@@ -828,4 +843,46 @@ fn manifest_from_wit(info: guest::ModuleInfo) -> Result<ModuleManifest, Manifest
         hosts: info.hosts,
         credentials,
     })
+}
+
+/// While a long first compile runs, a line on the terminal that counts the
+/// seconds (Cranelift reports no progress of its own); nothing when stderr
+/// is not a terminal, where the log lines say it instead.
+struct CompileTicker {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CompileTicker {
+    fn start(what: String) -> CompileTicker {
+        use std::io::{IsTerminal, Write};
+        if !std::io::stderr().is_terminal() {
+            return CompileTicker {
+                stop: None,
+                thread: None,
+            };
+        }
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let tick = std::time::Duration::from_millis(500);
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                let seconds = started.elapsed().as_secs();
+                let _ = write!(std::io::stderr(), "\r{what}: {seconds} s");
+            }
+            // Leave the terminal line empty for the log line that follows.
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        });
+        CompileTicker {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

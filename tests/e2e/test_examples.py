@@ -14,7 +14,7 @@ from mcp import Client
 from support import REPO, mcpist, records, serve, text_of
 
 # Every language with an example; `cargo xtask build-examples` builds each.
-LANGUAGES = ["rust", "python", "js"]
+LANGUAGES = ["rust", "python", "js", "c", "go"]
 PAGE = b"<!doctype html><html><head><title>\n  Example Domain &amp; Friends </title></head><body>hi</body></html>"
 
 
@@ -95,8 +95,9 @@ async def test_the_example_module_behaves_the_same_in_every_language(home, pages
         again = await call(client, module, "word_stats", {"text": "still here"})
         assert again.structured_content["words"] == 2
 
-    # Every call is audited; the crash is a trap for Rust (a panic) and a
-    # `failed` tool error for the Python and JavaScript SDKs.
+    # Every call is audited; the crash is a trap in Rust (a panic), C (abort)
+    # and Go (a panic), and a `failed` tool error from the Python and
+    # JavaScript SDKs, which catch the exception.
     outcomes = [r["outcome"] for r in records(home) if r.get("module") == module]
     assert outcomes[:3] == ["ok", "ok", "tool_error"] and outcomes[4:] == ["ok"], outcomes
-    assert outcomes[3] == ("failed" if language == "rust" else "tool_error"), outcomes
+    assert outcomes[3] == ("tool_error" if language in ("python", "js") else "failed"), outcomes

@@ -11,7 +11,9 @@
 //!
 //! Then cold starts (compiled modules cached on disk, and not), peak RSS,
 //! throughput with several calls in flight (and how many cores that used),
-//! and the criterion micro-benchmarks of `host/benches/sandbox.rs`.
+//! the example module of every language (first compile, call cost, memory
+//! held; `--languages-only` for just that table), and the criterion
+//! micro-benchmarks of `host/benches/sandbox.rs`.
 //!
 //! The clients are minimal hand-written JSON-RPC clients (newline-delimited
 //! on the server's pipes; HTTP/1.1 keep-alive on one TCP connection), so the
@@ -49,6 +51,9 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
     let binary = super::build_release(root)?;
     if args.iter().any(|a| a == "--vaults-only") {
         return crate::vault_bench::run(root, &binary, calls);
+    }
+    if args.iter().any(|a| a == "--languages-only") {
+        return measure_languages(root, &binary, calls);
     }
     super::status(super::cargo().current_dir(root).args([
         "build",
@@ -177,8 +182,105 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
         mib(twenty.peak_rss_kib)
     );
     crate::vault_bench::run(root, &binary, calls)?;
+    measure_languages(root, &binary, calls)?;
     if !skip_micro {
         micro(root)?;
+    }
+    Ok(())
+}
+
+/// The example module of every language (`cargo xtask build-examples`),
+/// each served alone from a data folder of its own: the first compile (time
+/// and the server's peak RSS while compiling), the first and the steady cost
+/// of a `word_stats` call, and the memory the server holds with the module
+/// loaded, against a server with no module measured the same way.
+fn measure_languages(root: &Path, binary: &Path, calls: usize) -> anyhow::Result<()> {
+    let built = crate::examples::build_examples(root, &[])?;
+    let serve_from = |home: &Path| {
+        let mut command = Command::new(binary);
+        command
+            .arg("--config")
+            .arg(home.join("mcpist.toml"))
+            .arg("serve")
+            .env("MCPIST_HOME", home)
+            .env("MCPIST_LOG", "warn");
+        command
+    };
+    let prepare = |name: &str, wasm: Option<&Path>| -> anyhow::Result<PathBuf> {
+        let home = root.join("target/bench-languages").join(name);
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(home.join("plugins"))?;
+        std::fs::write(home.join("mcpist.toml"), "[audit]\nfsync = \"never\"\n")?;
+        if let Some(wasm) = wasm {
+            std::fs::copy(wasm, home.join("plugins").join(format!("{name}.wasm")))?;
+            let approved = Command::new(binary)
+                .arg("--config")
+                .arg(home.join("mcpist.toml"))
+                .args(["plugins", "approve", name, "--yes"])
+                .env("MCPIST_HOME", &home)
+                .stdout(Stdio::null())
+                .status()?;
+            if !approved.success() {
+                bail!("cannot approve {name} in {}", home.display());
+            }
+        }
+        Ok(home)
+    };
+    let baseline_home = prepare("none", None)?;
+    let (child, stdio, _) = start_stdio(&mut serve_from(&baseline_home))?;
+    let baseline_kib = rss_kib(child.id());
+    drop(stdio);
+    stop(child);
+
+    println!();
+    println!(
+        "  example module per language (word_stats, {calls} sequential calls after {WARMUP} warm-up); server with no module: {} RSS",
+        mib(baseline_kib)
+    );
+    println!(
+        "  {:<10}{:>10}{:>14}{:>16}{:>12}{:>14}{:>14}",
+        "language",
+        ".wasm",
+        "first compile",
+        "peak RSS then",
+        "first call",
+        "steady call",
+        "memory held"
+    );
+    for (language, wasm) in crate::examples::LANGUAGES.iter().zip(&built) {
+        let name = format!("example-{language}");
+        let home = prepare(&name, Some(wasm))?;
+        let (child, stdio, compile) = start_stdio(&mut serve_from(&home))?;
+        let compile_peak_kib = peak_rss_kib(child.id());
+        drop(stdio);
+        stop(child);
+        let call = format!(
+            r#"{{"name":"call_module_tool","arguments":{{"module":"{name}","tool":"word_stats","arguments":{{"text":"the quick brown fox jumps over the lazy dog"}}}}}}"#
+        );
+        let (child, mut stdio, _) = start_stdio(&mut serve_from(&home))?;
+        let first = Instant::now();
+        let answer = stdio.request(2, "tools/call", &call)?;
+        let first = first.elapsed();
+        if !answer.contains(r#""isError":false"#) {
+            bail!("{name}: the first call failed: {answer}");
+        }
+        let steady = time_calls(&mut stdio, calls, &call);
+        let held_kib = rss_kib(child.id()).saturating_sub(baseline_kib);
+        drop(stdio);
+        stop(child);
+        let (steady, _, _) = steady?;
+        println!(
+            "  {language:<10}{:>10}{:>14}{:>16}{:>12}{:>14}{:>14}",
+            format!(
+                "{:.1} MiB",
+                std::fs::metadata(wasm)?.len() as f64 / f64::from(1 << 20)
+            ),
+            format!("{:.1} s", compile.as_secs_f64()),
+            mib(compile_peak_kib),
+            format!("{:.1} ms", first.as_secs_f64() * 1e3),
+            format!("{:.0} µs", steady.as_secs_f64() * 1e6),
+            mib(held_kib),
+        );
     }
     Ok(())
 }
@@ -512,15 +614,25 @@ fn measure_concurrent(command: &mut Command, calls: usize) -> anyhow::Result<Con
 
 /// `VmHWM` of a running process, in KiB (0 if it cannot be read).
 fn peak_rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmHWM:")
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// `VmRSS` of a running process, in KiB: what it holds now (0 if it
+/// cannot be read).
+fn rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmRSS:")
 }
 
 /// User + system CPU time of a running process (all its threads).

@@ -14,7 +14,7 @@
 //!   modules' unit tests, then end to end with the official Python MCP SDK
 //!   against local upstream servers, and the web console in Debian's headless
 //!   Chromium), installing what it needs;
-//! - `cargo xtask bench [--calls N] [--no-micro]`: one table of what a tool
+//! - `cargo xtask bench [--calls N] [--no-micro] [--languages-only]`: one table of what a tool
 //!   call costs (against a do-nothing server and a native twin), cold starts
 //!   and RSS, then the criterion micro-benchmarks (release build).
 
@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
     match command.as_deref() {
         Some("build-plugins") => build_plugins(&root).map(drop),
         Some("build-fixtures") => build_fixtures(&root).map(drop),
-        Some("build-examples") => examples::build_examples(&root).map(drop),
+        Some("build-examples") => examples::build_examples(&root, &rest).map(drop),
         Some("verify-reproducible") => verify_reproducible(&root),
         Some("run") => run(&root, &rest),
         Some("test") => test(&root),
@@ -53,11 +53,11 @@ fn main() -> anyhow::Result<()> {
                  commands:\n  \
                  build-plugins   build the bundled modules into plugins/ (reproducible)\n  \
                  build-fixtures  build the hostile test modules\n  \
-                 build-examples  build the example module in every language into target/examples/\n  \
+                 build-examples [LANGUAGE...]  build the example module in every language (or those named) into target/examples/\n  \
                  verify-reproducible  rebuild the bundled modules from scratch and compare with registry.lock\n  \
                  run [-- ARGS]   build everything and serve MCP over stdio (ARGS go to `mcpist serve`)\n  \
                  test            run the whole test suite\n  \
-                 bench [--calls N] [--no-micro]  the benchmark table (release build), then the criterion micro-benchmarks"
+                 bench [--calls N] [--no-micro] [--languages-only]  the benchmark table (release build), then the criterion micro-benchmarks"
             );
             std::process::exit(2);
         }
@@ -75,7 +75,7 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-fn status(cmd: &mut Command) -> anyhow::Result<()> {
+pub(crate) fn status(cmd: &mut Command) -> anyhow::Result<()> {
     let shown = format!("{cmd:?}");
     let status = cmd
         .status()
@@ -292,7 +292,7 @@ fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
 fn test(root: &Path) -> anyhow::Result<()> {
     build_plugins(root)?;
     build_fixtures(root)?;
-    examples::build_examples(root)?;
+    examples::build_examples(root, &[])?;
     status(
         cargo()
             .current_dir(root)
@@ -325,32 +325,42 @@ fn test(root: &Path) -> anyhow::Result<()> {
     )
 }
 
-/// Debian's Chromium and its WebDriver, for the web console's browser
-/// tests: installed with apt-get when missing (as root, which CI is).
+/// Debian's Chromium and its WebDriver, for the web console's browser tests.
 fn ensure_chromium() -> anyhow::Result<()> {
-    const PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
-    if Path::new(CHROMIUM).is_file() && Path::new(CHROMEDRIVER).is_file() {
+    ensure_debian_packages(
+        "the browser tests",
+        &["chromium", "chromium-driver"],
+        &[CHROMIUM, CHROMEDRIVER],
+    )
+}
+
+/// Install Debian `packages` with apt-get unless every file of `present` is
+/// there already; only as root (which CI is), otherwise say what to install.
+pub(crate) fn ensure_debian_packages(
+    purpose: &str,
+    packages: &[&str],
+    present: &[&str],
+) -> anyhow::Result<()> {
+    if present.iter().all(|file| Path::new(file).is_file()) {
         return Ok(());
     }
     let uid = Command::new("id").arg("-u").output()?;
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         anyhow::bail!(
-            "the browser tests need {CHROMIUM} and {CHROMEDRIVER}: install them with `sudo apt-get install {}`",
-            PACKAGES.join(" ")
+            "{purpose} need {}: install them with `sudo apt-get install {}`",
+            present.join(" and "),
+            packages.join(" ")
         );
     }
-    eprintln!(
-        "xtask: installing {} for the browser tests",
-        PACKAGES.join(" ")
-    );
+    eprintln!("xtask: installing {} for {purpose}", packages.join(" "));
     status(Command::new("apt-get").args(["update", "-qq"]))?;
     status(
         Command::new("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(PACKAGES),
+            .args(packages),
     )
-    .context("installing Chromium for the browser tests")
+    .with_context(|| format!("installing {} for {purpose}", packages.join(" ")))
 }
 
 /// Where Debian puts Chromium and ChromeDriver.

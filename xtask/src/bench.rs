@@ -196,16 +196,18 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
 /// loaded, against a server with no module measured the same way.
 fn measure_languages(root: &Path, binary: &Path, calls: usize) -> anyhow::Result<()> {
     let built = crate::examples::build_examples(root, &[])?;
-    let serve_from = |home: &Path| {
+    // `mcpist ARGS` on the data folder `home`, with its own config.
+    let mcpist = |home: &Path, args: &[&str]| {
         let mut command = Command::new(binary);
         command
             .arg("--config")
             .arg(home.join("mcpist.toml"))
-            .arg("serve")
+            .args(args)
             .env("MCPIST_HOME", home)
             .env("MCPIST_LOG", "warn");
         command
     };
+    let serve_from = |home: &Path| mcpist(home, &["serve"]);
     let prepare = |name: &str, wasm: Option<&Path>| -> anyhow::Result<PathBuf> {
         let home = root.join("target/bench-languages").join(name);
         let _ = std::fs::remove_dir_all(&home);
@@ -213,11 +215,7 @@ fn measure_languages(root: &Path, binary: &Path, calls: usize) -> anyhow::Result
         std::fs::write(home.join("mcpist.toml"), "[audit]\nfsync = \"never\"\n")?;
         if let Some(wasm) = wasm {
             std::fs::copy(wasm, home.join("plugins").join(format!("{name}.wasm")))?;
-            let approved = Command::new(binary)
-                .arg("--config")
-                .arg(home.join("mcpist.toml"))
-                .args(["plugins", "approve", name, "--yes"])
-                .env("MCPIST_HOME", &home)
+            let approved = mcpist(&home, &["plugins", "approve", name, "--yes"])
                 .stdout(Stdio::null())
                 .status()?;
             if !approved.success() {

@@ -420,18 +420,23 @@ impl Runtime {
     fn compile(&self, label: &str, bytes: &[u8]) -> Result<Component, RuntimeError> {
         const SAY_FROM_BYTES: usize = 4 << 20;
         let started = std::time::Instant::now();
-        let notice = (bytes.len() >= SAY_FROM_BYTES).then(|| {
-            let what = format!(
-                "compiling {label} ({:.1} MiB), first load only",
-                bytes.len() as f64 / f64::from(1 << 20)
-            );
-            tracing::info!("{what}");
-            CompileTicker::start(what)
-        });
+        let large = bytes.len() >= SAY_FROM_BYTES;
+        let ticker = large
+            .then(|| {
+                let what = format!(
+                    "compiling {label} ({:.1} MiB), first load only",
+                    bytes.len() as f64 / f64::from(1 << 20)
+                );
+                tracing::info!("{what}");
+                CompileTicker::start(what)
+            })
+            .flatten();
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| RuntimeError::Compile(format!("{e:#}")));
-        if let Some(ticker) = notice {
+        if let Some(ticker) = ticker {
             ticker.stop();
+        }
+        if large {
             tracing::info!("compiled {label} in {:.1?}", started.elapsed());
         }
         component
@@ -846,21 +851,18 @@ fn manifest_from_wit(info: guest::ModuleInfo) -> Result<ModuleManifest, Manifest
 }
 
 /// While a long first compile runs, a line on the terminal that counts the
-/// seconds (Cranelift reports no progress of its own); nothing when stderr
-/// is not a terminal, where the log lines say it instead.
+/// seconds (Cranelift reports no progress of its own). None when stderr is
+/// not a terminal, where the log lines say it instead.
 struct CompileTicker {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl CompileTicker {
-    fn start(what: String) -> CompileTicker {
+    fn start(what: String) -> Option<CompileTicker> {
         use std::io::{IsTerminal, Write};
         if !std::io::stderr().is_terminal() {
-            return CompileTicker {
-                stop: None,
-                thread: None,
-            };
+            return None;
         }
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -873,16 +875,11 @@ impl CompileTicker {
             // Leave the terminal line empty for the log line that follows.
             let _ = write!(std::io::stderr(), "\r\x1b[2K");
         });
-        CompileTicker {
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        Some(CompileTicker { stop, thread })
     }
 
-    fn stop(mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
     }
 }

@@ -8,13 +8,12 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use mcpist_plugin::ToolError;
 use mcpist_plugin::web::{Request, Response, Transport};
+use mcpist_plugin::{Call, CallContext, ToolError};
 use serde_json::{Value, json};
 
 use crate::api;
 use crate::shape;
-use crate::tools;
 
 // ---------------------------------------------------------------------------
 // Pure helpers
@@ -176,9 +175,8 @@ fn explains_error_answers() {
 
 #[test]
 fn describes_itself_deterministically() {
-    use mcpist_plugin::Guest as _;
-    let a = crate::GitHub::describe();
-    let b = crate::GitHub::describe();
+    let a = crate::declaration().describe();
+    let b = crate::declaration().describe();
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
     assert_eq!(a.name, "github");
     assert_eq!(a.hosts, vec!["https://api.github.com".to_owned()]);
@@ -322,7 +320,14 @@ impl Transport for Tcp {
 }
 
 fn run(http: &mut Tcp, tool: &str, args: Value) -> Result<Value, ToolError> {
-    let result = tools::run(http, tool, &args.to_string());
+    let context = CallContext { account: None };
+    let mut call = Call {
+        context: &context,
+        http,
+    };
+    let result = crate::declaration()
+        .run(tool, &args.to_string(), &mut call)
+        .map(|out| serde_json::from_str::<Value>(out.structured.as_deref().unwrap()).unwrap());
     if let (Ok(value), Ok(path)) = (&result, std::env::var("GITHUB_RESULTS_DUMP")) {
         // One line per result, for checking them against the output schemas.
         let mut file = std::fs::OpenOptions::new()
@@ -347,7 +352,9 @@ fn error_text(result: Result<Value, ToolError>) -> (String, String) {
 #[test]
 fn every_tool_against_the_stand_in() {
     if let Ok(path) = std::env::var("GITHUB_SCHEMA_DUMP") {
-        let schemas: Value = crate::tool_list()
+        let schemas: Value = crate::declaration()
+            .describe()
+            .tools
             .iter()
             .map(|t| {
                 (

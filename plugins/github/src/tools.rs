@@ -1,10 +1,14 @@
-//! The tools: arguments in, trimmed GitHub answers out.
+//! The tools: arguments in, trimmed GitHub answers out. Each arguments
+//! type is also its tool's input schema (see `crate::declaration`), so the
+//! bounds and choices written here are checked by the host before a call
+//! runs; the code below checks only what a schema cannot say.
 
-use mcpist_plugin::{ToolError, arguments};
-use serde::Deserialize;
+use std::collections::BTreeSet;
+
+use mcpist_plugin::{Call, ToolError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-
-use mcpist_plugin::web::Transport;
 
 use crate::api::{self, Query, repo_path};
 use crate::shape;
@@ -16,62 +20,29 @@ pub const MAX_LIMIT: usize = 300;
 /// GitHub's own page size bound.
 pub const MAX_PER_PAGE: u32 = 100;
 
-/// Run `tool` with `args` (JSON text) over `http`.
-pub fn run(http: &mut dyn Transport, tool: &str, args: &str) -> Result<Value, ToolError> {
-    match tool {
-        "list_my_repositories" => list_my_repositories(http, arguments(args)?),
-        "get_repository" => get_repository(http, arguments(args)?),
-        "list_issues" => list_issues(http, arguments(args)?),
-        "search_issues" => search_issues(http, arguments(args)?),
-        "get_issue" => get_issue(http, arguments(args)?),
-        "create_issue" => create_issue(http, arguments(args)?),
-        "comment_on_issue" => comment_on_issue(http, arguments(args)?),
-        "get_file_contents" => get_file_contents(http, arguments(args)?),
-        other => Err(ToolError::UnknownTool(format!(
-            "github has no tool named {other:?}"
-        ))),
-    }
+fn default_limit() -> usize {
+    DEFAULT_LIMIT
 }
 
-fn one_of<'a>(name: &str, value: &'a str, allowed: &[&str]) -> Result<&'a str, ToolError> {
-    if allowed.contains(&value) {
-        Ok(value)
-    } else {
-        Err(ToolError::InvalidArguments(format!(
-            "{name} must be one of {}, not {value:?}",
-            allowed.join(", ")
-        )))
-    }
+fn first_page() -> u32 {
+    1
 }
 
-fn limit(limit: Option<usize>) -> Result<usize, ToolError> {
-    match limit {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(n) => Err(ToolError::InvalidArguments(format!(
-            "limit must be between 1 and {MAX_LIMIT}, not {n}"
-        ))),
-    }
+fn yes() -> bool {
+    true
 }
 
 /// The page size: as asked, or large enough to reach `limit` in few pages.
-fn per_page(per_page: Option<u32>, limit: usize) -> Result<u32, ToolError> {
-    match per_page {
-        None => Ok((limit as u32).min(MAX_PER_PAGE)),
-        Some(n) if (1..=MAX_PER_PAGE).contains(&n) => Ok(n),
-        Some(n) => Err(ToolError::InvalidArguments(format!(
-            "per_page must be between 1 and {MAX_PER_PAGE}, not {n}"
-        ))),
-    }
+fn per_page(per_page: Option<u32>, limit: usize) -> u32 {
+    per_page.unwrap_or((limit as u32).min(MAX_PER_PAGE))
 }
 
-fn issue_number(number: u64) -> Result<u64, ToolError> {
-    if number == 0 {
-        return Err(ToolError::InvalidArguments(
-            "number must be 1 or more (issue numbers start at 1)".into(),
-        ));
+/// A choice as GitHub spells it in a query (its serde name).
+fn wire(choice: &impl Serialize) -> String {
+    match serde_json::to_value(choice) {
+        Ok(Value::String(name)) => name,
+        other => unreachable!("choices serialize as strings, not {other:?}"),
     }
-    Ok(number)
 }
 
 fn non_empty<'a>(name: &str, value: &'a str) -> Result<&'a str, ToolError> {
@@ -83,64 +54,127 @@ fn non_empty<'a>(name: &str, value: &'a str) -> Result<&'a str, ToolError> {
     Ok(value)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListReposArgs {
-    visibility: Option<String>,
-    affiliation: Option<Vec<String>>,
-    sort: Option<String>,
-    direction: Option<String>,
-    per_page: Option<u32>,
-    limit: Option<usize>,
+/// A repository's owner or name, as GitHub allows them.
+#[derive(Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Name(#[schemars(length(min = 1, max = 100), pattern(r"^[A-Za-z0-9_.-]+$"))] String);
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-fn list_my_repositories(http: &mut dyn Transport, args: ListReposArgs) -> Result<Value, ToolError> {
-    let limit = limit(args.limit)?;
-    let per_page = per_page(args.per_page, limit)?;
-    let visibility = args
-        .visibility
-        .as_deref()
-        .map(|v| one_of("visibility", v, &["all", "public", "private"]))
-        .transpose()?;
-    let affiliation = match &args.affiliation {
-        Some(list) if list.is_empty() => {
-            return Err(ToolError::InvalidArguments(
-                "affiliation, when given, must name at least one of owner, collaborator, organization_member".into(),
-            ));
-        }
-        Some(list) => {
-            for a in list {
-                one_of(
-                    "affiliation",
-                    a,
-                    &["owner", "collaborator", "organization_member"],
-                )?;
-            }
-            Some(list.join(","))
-        }
-        None => None,
-    };
-    let sort = args
-        .sort
-        .as_deref()
-        .map(|s| one_of("sort", s, &["created", "updated", "pushed", "full_name"]))
-        .transpose()?;
-    let direction = args
-        .direction
-        .as_deref()
-        .map(|d| one_of("direction", d, &["asc", "desc"]))
-        .transpose()?;
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Asc,
+    Desc,
+}
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    All,
+    Public,
+    Private,
+}
+
+#[derive(Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Affiliation {
+    Owner,
+    Collaborator,
+    OrganizationMember,
+}
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RepoSort {
+    Created,
+    Updated,
+    Pushed,
+    FullName,
+}
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueState {
+    Open,
+    Closed,
+    All,
+}
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueSort {
+    Created,
+    Updated,
+    Comments,
+}
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+pub enum SearchSort {
+    #[serde(rename = "comments")]
+    Comments,
+    #[serde(rename = "reactions")]
+    Reactions,
+    #[serde(rename = "reactions-+1")]
+    ThumbsUp,
+    #[serde(rename = "reactions--1")]
+    ThumbsDown,
+    #[serde(rename = "reactions-smile")]
+    Smile,
+    #[serde(rename = "reactions-thinking_face")]
+    ThinkingFace,
+    #[serde(rename = "reactions-heart")]
+    Heart,
+    #[serde(rename = "reactions-tada")]
+    Tada,
+    #[serde(rename = "interactions")]
+    Interactions,
+    #[serde(rename = "created")]
+    Created,
+    #[serde(rename = "updated")]
+    Updated,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListReposArgs {
+    /// Only public or only private repositories; default all.
+    visibility: Option<Visibility>,
+    /// Which relationships to include; default all three.
+    #[schemars(length(min = 1))]
+    affiliation: Option<BTreeSet<Affiliation>>,
+    /// Default full_name.
+    sort: Option<RepoSort>,
+    /// Sort direction.
+    direction: Option<Direction>,
+    /// Items per GitHub page (1-100); default limit, at most 100.
+    #[schemars(range(min = 1, max = MAX_PER_PAGE))]
+    per_page: Option<u32>,
+    /// Most repositories to return in total; pages are followed until this many are collected.
+    #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = MAX_LIMIT))]
+    limit: usize,
+}
+
+pub fn list_my_repositories(args: ListReposArgs, call: &mut Call) -> Result<Value, ToolError> {
+    let affiliation = args
+        .affiliation
+        .map(|set| set.iter().map(wire).collect::<Vec<_>>().join(","));
     let path = Query::new("/user/repos".into())
-        .opt("visibility", visibility)
+        .opt("visibility", args.visibility.as_ref().map(wire))
         .opt("affiliation", affiliation)
-        .opt("sort", sort)
-        .opt("direction", direction)
-        .set("per_page", per_page)
+        .opt("sort", args.sort.as_ref().map(wire))
+        .opt("direction", args.direction.as_ref().map(wire))
+        .set("per_page", per_page(args.per_page, args.limit))
         .build();
     let page = api::collect(
-        http,
+        call.http,
         path,
-        limit,
+        args.limit,
         "the repository list of this account",
         |repo| Some(shape::repo_summary(repo)),
     )?;
@@ -151,54 +185,57 @@ fn list_my_repositories(http: &mut dyn Transport, args: ListReposArgs) -> Result
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RepoArgs {
-    owner: String,
-    repo: String,
+    /// The user or organisation that owns the repository, e.g. rust-lang.
+    owner: Name,
+    /// The repository name without its owner, e.g. cargo.
+    repo: Name,
 }
 
-fn get_repository(http: &mut dyn Transport, args: RepoArgs) -> Result<Value, ToolError> {
-    let path = repo_path(&args.owner, &args.repo)?;
+pub fn get_repository(args: RepoArgs, call: &mut Call) -> Result<Value, ToolError> {
+    let path = repo_path(&args.owner.0, &args.repo.0)?;
     let what = format!("repository {}/{}", args.owner, args.repo);
-    let repo: Value = api::get(http, &path, &what)?.json()?;
+    let repo: Value = api::get(call.http, &path, &what)?.json()?;
     Ok(shape::repo_detail(&repo))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListIssuesArgs {
-    owner: String,
-    repo: String,
-    state: Option<String>,
+    /// The user or organisation that owns the repository, e.g. rust-lang.
+    owner: Name,
+    /// The repository name without its owner, e.g. cargo.
+    repo: Name,
+    /// Default open.
+    state: Option<IssueState>,
+    /// Comma-separated label names; only issues with all of them, e.g. bug,help wanted.
+    #[schemars(length(max = 1000))]
     labels: Option<String>,
+    /// A login, `none` for unassigned issues, or `*` for assigned ones.
+    #[schemars(length(max = 100))]
     assignee: Option<String>,
+    /// Only issues updated at or after this ISO 8601 time, e.g. 2024-05-01T00:00:00Z.
+    #[schemars(length(max = 40))]
     since: Option<String>,
-    sort: Option<String>,
-    direction: Option<String>,
-    include_pull_requests: Option<bool>,
+    /// Default created.
+    sort: Option<IssueSort>,
+    /// Sort direction.
+    direction: Option<Direction>,
+    /// false leaves pull requests out.
+    #[serde(default = "yes")]
+    include_pull_requests: bool,
+    /// Items per GitHub page (1-100); default limit, at most 100.
+    #[schemars(range(min = 1, max = MAX_PER_PAGE))]
     per_page: Option<u32>,
-    limit: Option<usize>,
+    /// Most issues to return in total; pages are followed until this many are collected.
+    #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = MAX_LIMIT))]
+    limit: usize,
 }
 
-fn list_issues(http: &mut dyn Transport, args: ListIssuesArgs) -> Result<Value, ToolError> {
-    let limit = limit(args.limit)?;
-    let per_page = per_page(args.per_page, limit)?;
-    let state = args
-        .state
-        .as_deref()
-        .map(|s| one_of("state", s, &["open", "closed", "all"]))
-        .transpose()?;
-    let sort = args
-        .sort
-        .as_deref()
-        .map(|s| one_of("sort", s, &["created", "updated", "comments"]))
-        .transpose()?;
-    let direction = args
-        .direction
-        .as_deref()
-        .map(|d| one_of("direction", d, &["asc", "desc"]))
-        .transpose()?;
+pub fn list_issues(args: ListIssuesArgs, call: &mut Call) -> Result<Value, ToolError> {
     let labels = args.labels.as_deref().map(|l| {
         l.split(',')
             .map(str::trim)
@@ -206,18 +243,21 @@ fn list_issues(http: &mut dyn Transport, args: ListIssuesArgs) -> Result<Value, 
             .collect::<Vec<_>>()
             .join(",")
     });
-    let path = Query::new(format!("{}/issues", repo_path(&args.owner, &args.repo)?))
-        .opt("state", state)
-        .opt("labels", labels.filter(|l| !l.is_empty()))
-        .opt("assignee", args.assignee.filter(|a| !a.is_empty()))
-        .opt("since", args.since.filter(|s| !s.is_empty()))
-        .opt("sort", sort)
-        .opt("direction", direction)
-        .set("per_page", per_page)
-        .build();
-    let include_prs = args.include_pull_requests.unwrap_or(true);
+    let path = Query::new(format!(
+        "{}/issues",
+        repo_path(&args.owner.0, &args.repo.0)?
+    ))
+    .opt("state", args.state.as_ref().map(wire))
+    .opt("labels", labels.filter(|l| !l.is_empty()))
+    .opt("assignee", args.assignee.filter(|a| !a.is_empty()))
+    .opt("since", args.since.filter(|s| !s.is_empty()))
+    .opt("sort", args.sort.as_ref().map(wire))
+    .opt("direction", args.direction.as_ref().map(wire))
+    .set("per_page", per_page(args.per_page, args.limit))
+    .build();
+    let include_prs = args.include_pull_requests;
     let what = format!("repository {}/{}", args.owner, args.repo);
-    let page = api::collect(http, path, limit, &what, |issue| {
+    let page = api::collect(call.http, path, args.limit, &what, |issue| {
         let is_pr = issue.get("pull_request").is_some_and(|p| !p.is_null());
         (include_prs || !is_pr).then(|| shape::issue(issue, Some(shape::LIST_BODY_CHARS)))
     })?;
@@ -229,65 +269,43 @@ fn list_issues(http: &mut dyn Transport, args: ListIssuesArgs) -> Result<Value, 
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchArgs {
+    /// Search query: words plus qualifiers such as repo:, org:, is:open, is:closed, is:issue, is:pr, label:, author:, assignee:.
+    #[schemars(length(min = 1, max = 256))]
     q: String,
-    sort: Option<String>,
-    order: Option<String>,
+    /// Default: best match.
+    sort: Option<SearchSort>,
+    /// Sort direction.
+    order: Option<Direction>,
+    /// Items per GitHub page (1-100); default 30.
+    #[schemars(range(min = 1, max = MAX_PER_PAGE))]
     per_page: Option<u32>,
-    page: Option<u32>,
+    /// Page of results, from 1.
+    #[serde(default = "first_page")]
+    #[schemars(range(min = 1, max = 1000))]
+    page: u32,
 }
 
-fn search_issues(http: &mut dyn Transport, args: SearchArgs) -> Result<Value, ToolError> {
+pub fn search_issues(args: SearchArgs, call: &mut Call) -> Result<Value, ToolError> {
     let q = non_empty("q", &args.q)?;
-    let sort = args
-        .sort
-        .as_deref()
-        .map(|s| {
-            one_of(
-                "sort",
-                s,
-                &[
-                    "comments",
-                    "reactions",
-                    "reactions-+1",
-                    "reactions--1",
-                    "reactions-smile",
-                    "reactions-thinking_face",
-                    "reactions-heart",
-                    "reactions-tada",
-                    "interactions",
-                    "created",
-                    "updated",
-                ],
-            )
-        })
-        .transpose()?;
-    let order = args
-        .order
-        .as_deref()
-        .map(|o| one_of("order", o, &["asc", "desc"]))
-        .transpose()?;
-    let per_page = per_page(args.per_page, DEFAULT_LIMIT)?;
-    let page = args.page.unwrap_or(1);
-    if page == 0 {
-        return Err(ToolError::InvalidArguments("page must be 1 or more".into()));
-    }
-    if u64::from(page - 1) * u64::from(per_page) >= 1000 {
+    let per_page = per_page(args.per_page, DEFAULT_LIMIT);
+    let page = args.page;
+    if u64::from(page.saturating_sub(1)) * u64::from(per_page) >= 1000 {
         return Err(ToolError::InvalidArguments(format!(
             "GitHub search only returns the first 1000 results: page {page} at per_page {per_page} is beyond them; narrow the query instead"
         )));
     }
     let path = Query::new("/search/issues".into())
         .set("q", q)
-        .opt("sort", sort)
-        .opt("order", order)
+        .opt("sort", args.sort.as_ref().map(wire))
+        .opt("order", args.order.as_ref().map(wire))
         // GitHub's defaults (30 per page, page 1) stay implicit.
         .opt("per_page", (per_page != 30).then_some(per_page))
         .opt("page", (page != 1).then_some(page))
         .build();
-    let response = api::get(http, &path, "the search")?;
+    let response = api::get(call.http, &path, "the search")?;
     let has_more = response.next_link().is_some();
     let answer: Value = response.json()?;
     let items = answer
@@ -310,29 +328,31 @@ fn search_issues(http: &mut dyn Transport, args: SearchArgs) -> Result<Value, To
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetIssueArgs {
-    owner: String,
-    repo: String,
+    /// The user or organisation that owns the repository, e.g. rust-lang.
+    owner: Name,
+    /// The repository name without its owner, e.g. cargo.
+    repo: Name,
+    /// The issue or pull request number.
+    #[schemars(range(min = 1))]
     number: u64,
-    comment_limit: Option<usize>,
+    /// Most comments to return; 0 for none.
+    #[serde(default = "default_limit")]
+    #[schemars(range(max = MAX_LIMIT))]
+    comment_limit: usize,
 }
 
-fn get_issue(http: &mut dyn Transport, args: GetIssueArgs) -> Result<Value, ToolError> {
-    let number = issue_number(args.number)?;
-    let comment_limit = match args.comment_limit {
-        None => DEFAULT_LIMIT,
-        Some(n) if n <= MAX_LIMIT => n,
-        Some(n) => {
-            return Err(ToolError::InvalidArguments(format!(
-                "comment_limit must be between 0 and {MAX_LIMIT}, not {n}"
-            )));
-        }
-    };
-    let base = format!("{}/issues/{number}", repo_path(&args.owner, &args.repo)?);
+pub fn get_issue(args: GetIssueArgs, call: &mut Call) -> Result<Value, ToolError> {
+    let number = args.number;
+    let comment_limit = args.comment_limit;
+    let base = format!(
+        "{}/issues/{number}",
+        repo_path(&args.owner.0, &args.repo.0)?
+    );
     let what = format!("issue #{number} in {}/{}", args.owner, args.repo);
-    let issue: Value = api::get(http, &base, &what)?.json()?;
+    let issue: Value = api::get(call.http, &base, &what)?.json()?;
     let count = issue.get("comments").and_then(Value::as_u64).unwrap_or(1);
     let comments = if comment_limit == 0 || count == 0 {
         api::Page {
@@ -343,7 +363,7 @@ fn get_issue(http: &mut dyn Transport, args: GetIssueArgs) -> Result<Value, Tool
         let path = Query::new(format!("{base}/comments"))
             .set("per_page", comment_limit.min(MAX_PER_PAGE as usize))
             .build();
-        api::collect(http, path, comment_limit, &what, |c| {
+        api::collect(call.http, path, comment_limit, &what, |c| {
             Some(shape::comment(c))
         })?
     };
@@ -354,20 +374,30 @@ fn get_issue(http: &mut dyn Transport, args: GetIssueArgs) -> Result<Value, Tool
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIssueArgs {
-    owner: String,
-    repo: String,
+    /// The user or organisation that owns the repository, e.g. rust-lang.
+    owner: Name,
+    /// The repository name without its owner, e.g. cargo.
+    repo: Name,
+    /// Issue title.
+    #[schemars(length(min = 1, max = 256))]
     title: String,
+    /// Markdown body.
+    #[schemars(length(max = 65536))]
     body: Option<String>,
+    /// Label names.
+    #[schemars(length(max = 100), inner(length(min = 1, max = 100)))]
     labels: Option<Vec<String>>,
+    /// Logins to assign.
+    #[schemars(length(max = 10), inner(length(min = 1, max = 100)))]
     assignees: Option<Vec<String>>,
 }
 
-fn create_issue(http: &mut dyn Transport, args: CreateIssueArgs) -> Result<Value, ToolError> {
+pub fn create_issue(args: CreateIssueArgs, call: &mut Call) -> Result<Value, ToolError> {
     let title = non_empty("title", &args.title)?;
-    let path = format!("{}/issues", repo_path(&args.owner, &args.repo)?);
+    let path = format!("{}/issues", repo_path(&args.owner.0, &args.repo.0)?);
     let mut body = json!({"title": title});
     if let Some(text) = args.body {
         body["body"] = json!(text);
@@ -383,44 +413,51 @@ fn create_issue(http: &mut dyn Transport, args: CreateIssueArgs) -> Result<Value
     Ok(shape::issue(&issue, None))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentArgs {
-    owner: String,
-    repo: String,
+    /// The user or organisation that owns the repository, e.g. rust-lang.
+    owner: Name,
+    /// The repository name without its owner, e.g. cargo.
+    repo: Name,
+    /// File or directory path, e.g. src/main.rs or docs.
     number: u64,
     body: String,
 }
 
-fn comment_on_issue(http: &mut dyn Transport, args: CommentArgs) -> Result<Value, ToolError> {
-    let number = issue_number(args.number)?;
+pub fn comment_on_issue(args: CommentArgs, call: &mut Call) -> Result<Value, ToolError> {
+    let number = args.number;
     let text = non_empty("body", &args.body)?;
     let path = format!(
         "{}/issues/{number}/comments",
-        repo_path(&args.owner, &args.repo)?
+        repo_path(&args.owner.0, &args.repo.0)?
     );
     let what = format!("issue #{number} in {}/{}", args.owner, args.repo);
-    let comment: Value = api::post(http, &path, &json!({"body": text}), &what)?.json()?;
+    let comment: Value = api::post(call.http, &path, &json!({"body": text}), &what)?.json()?;
     Ok(shape::comment(&comment))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContentsArgs {
-    owner: String,
-    repo: String,
+    /// The user or organisation that owns the repository, e.g. rust-lang.
+    owner: Name,
+    /// The repository name without its owner, e.g. cargo.
+    repo: Name,
+    /// The issue or pull request number.
+    #[schemars(range(min = 1))]
     #[serde(default)]
     path: String,
     #[serde(rename = "ref")]
     reference: Option<String>,
 }
 
-fn get_file_contents(http: &mut dyn Transport, args: ContentsArgs) -> Result<Value, ToolError> {
+pub fn get_file_contents(args: ContentsArgs, call: &mut Call) -> Result<Value, ToolError> {
     let file = api::file_path(&args.path)?;
     let reference = args.reference.filter(|r| !r.trim().is_empty());
     let path = Query::new(format!(
         "{}/contents/{file}",
-        repo_path(&args.owner, &args.repo)?
+        repo_path(&args.owner.0, &args.repo.0)?
     ))
     .opt("ref", reference.as_deref())
     .build();
@@ -432,6 +469,11 @@ fn get_file_contents(http: &mut dyn Transport, args: ContentsArgs) -> Result<Val
         ),
         None => format!("path {shown:?} in repository {}/{}", args.owner, args.repo),
     };
-    let answer: Value = api::get(http, &path, &what)?.json()?;
+    let answer: Value = api::get(call.http, &path, &what)?.json()?;
     Ok(shape::contents(&answer, shown, reference.as_deref()))
 }
+    /// Markdown text of the comment.
+    #[schemars(length(min = 1, max = 65536))]
+    #[schemars(length(max = 1000))]
+    /// Branch, tag or commit SHA; default: the repository's default branch.
+    #[schemars(length(max = 255))]

@@ -1,10 +1,10 @@
 //! Tool tests against a scripted Google Calendar API.
 
 use mcpist_plugin::web::ScriptedApi;
-use mcpist_plugin::{CallOutput, ToolError, ToolFlags};
+use mcpist_plugin::{Call, CallContext, CallOutput, ToolError, ToolFlags};
 use serde_json::{Value, json};
 
-use crate::{api, dispatch};
+use crate::api;
 
 /// The scripted API the tools are tested against.
 type Fake = ScriptedApi;
@@ -16,6 +16,23 @@ fn fake(script: impl FnMut(&str, &str, Option<&Value>) -> (u16, Value) + 'static
 /// A Google that must not be asked: the arguments are refused first.
 fn unreachable() -> Fake {
     fake(|method, path, _| panic!("no request expected, got {method} {path}"))
+}
+
+/// What the host's `call` does for `account`, over the scripted API.
+fn dispatch(
+    http: &mut Fake,
+    tool: &str,
+    args: &str,
+    account: Option<&str>,
+) -> Result<CallOutput, ToolError> {
+    let context = CallContext {
+        account: account.map(str::to_owned),
+    };
+    let mut call = Call {
+        context: &context,
+        http,
+    };
+    crate::declaration().run(tool, args, &mut call)
 }
 
 fn run(http: &mut Fake, tool: &str, args: Value) -> Result<Value, ToolError> {
@@ -42,8 +59,8 @@ const HOLIDAYS: &str = "en.usa#holiday@group.v.calendar.google.com";
 
 #[test]
 fn describe_is_deterministic_and_binds_the_token_to_googleapis() {
-    let a = crate::describe();
-    let b = crate::describe();
+    let a = crate::declaration().describe();
+    let b = crate::declaration().describe();
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
     assert_eq!(a.name, "google_calendar");
     assert_eq!(a.hosts, vec!["https://www.googleapis.com"]);
@@ -141,7 +158,7 @@ fn list_events_expands_recurrences_in_order_and_encodes_the_calendar() {
         &mut http,
         "list_events",
         json!({"calendarId": HOLIDAYS, "timeMin": "2024-05-01t00:00:00+02:00", "timeMax": "2024-05-08T00:00:00z",
-               "q": " stand up ", "maxResults": 9999, "timeZone": "Europe/Paris"}),
+               "q": " stand up ", "maxResults": 2500, "timeZone": "Europe/Paris"}),
     )
     .unwrap();
     assert_eq!(

@@ -2,11 +2,15 @@
 //!
 //! Arguments use the Calendar API's own names (`calendarId`, `timeMin`,
 //! `pageToken`, ...), as the other modules use their services' names: a
-//! model that knows the API reads them without a glossary.
+//! model that knows the API reads them without a glossary. Each arguments
+//! type is also its tool's input schema (see `crate::declaration`): the host
+//! checks those bounds before a call runs, and the code here checks only
+//! what a schema cannot say (dates, their order, addresses).
 
 use mcpist_plugin::ToolError;
 use mcpist_plugin::web;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::api::{self, Api, Query, Subject};
@@ -27,6 +31,44 @@ pub const MAX_FREE_BUSY_CALENDARS: usize = 50;
 /// Attendees one new event may invite here; Google takes more, but a model
 /// inviting hundreds of people at once is more likely a mistake.
 pub const MAX_ATTENDEES: usize = 100;
+
+/// A calendar id or a person's email address; "primary" is the account's own calendar.
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct CalendarId(#[schemars(length(min = 1, max = 1024))] String);
+
+/// An RFC 3339 date-time, parsed by the tool (the schema only bounds it).
+#[derive(Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Stamp(#[schemars(length(min = 10, max = 40))] String);
+
+/// An IANA zone name.
+#[derive(Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Zone(
+    #[schemars(
+        length(max = 64),
+        pattern(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
+    )]
+    String,
+);
+
+/// A `nextPageToken` of a previous answer.
+#[derive(Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct PageToken(#[schemars(length(min = 1, max = 2048))] String);
+
+fn zone(zone: &Option<Zone>) -> Option<&str> {
+    zone.as_ref().map(|Zone(z)| z.trim())
+}
+
+fn page_token(token: &Option<PageToken>) -> Result<Option<String>, ToolError> {
+    api::page_token(token.as_ref().map(|PageToken(t)| t.as_str()))
+}
+
+fn calendar(id: &Option<CalendarId>) -> Result<String, ToolError> {
+    api::calendar_id("calendarId", id.as_ref().map(|CalendarId(c)| c.as_str()))
+}
 
 fn invalid(message: String) -> ToolError {
     ToolError::InvalidArguments(message)
@@ -101,22 +143,29 @@ fn range(time_min: &str, time_max: &str) -> Result<Range, ToolError> {
 
 // ---------------------------------------------------------------- list_calendars
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+fn hundred() -> u32 {
+    100
+}
+
+fn default_events_per_page() -> u32 {
+    DEFAULT_EVENTS_PER_PAGE
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListCalendarsArgs {
-    max_results: Option<u32>,
-    page_token: Option<String>,
+    /// Most calendars per page.
+    #[serde(default = "hundred")]
+    #[schemars(range(min = 1, max = MAX_CALENDARS_PER_PAGE))]
+    max_results: u32,
+    /// nextPageToken from the previous answer, to get the next page; keep the other arguments the same.
+    page_token: Option<PageToken>,
 }
 
 pub fn list_calendars(api: &mut Api<'_>, args: ListCalendarsArgs) -> Result<Value, ToolError> {
     let path = Query::new("/users/me/calendarList".to_owned())
-        .set(
-            "maxResults",
-            args.max_results
-                .unwrap_or(100)
-                .clamp(1, MAX_CALENDARS_PER_PAGE),
-        )
-        .opt("pageToken", api::page_token(args.page_token.as_deref())?)
+        .set("maxResults", args.max_results)
+        .opt("pageToken", page_token(&args.page_token)?)
         .build();
     let list = api.get(&path, Subject::CalendarList)?;
     let calendars: Vec<Value> = items(&list).iter().map(render::calendar).collect();
@@ -125,21 +174,32 @@ pub fn list_calendars(api: &mut Api<'_>, args: ListCalendarsArgs) -> Result<Valu
 
 // ---------------------------------------------------------------- list_events
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListEventsArgs {
-    calendar_id: Option<String>,
-    time_min: String,
-    time_max: String,
+    /// The calendar's id from list_calendars: an email address, or one like en.usa#holiday@group.v.calendar.google.com. Default "primary", the account's own calendar.
+    #[schemars(extend("default" = "primary"))]
+    calendar_id: Option<CalendarId>,
+    /// Start of the range: RFC 3339 with a UTC offset, e.g. 2024-05-01T00:00:00+02:00 or 2024-04-30T22:00:00Z.
+    time_min: Stamp,
+    /// End of the range (exclusive): RFC 3339 with a UTC offset, later than timeMin.
+    time_max: Stamp,
+    /// Only events whose summary, description, location or attendees match these words.
+    #[schemars(length(max = 1000))]
     q: Option<String>,
-    max_results: Option<u32>,
-    page_token: Option<String>,
-    time_zone: Option<String>,
+    /// Most events per page.
+    #[serde(default = "default_events_per_page")]
+    #[schemars(range(min = 1, max = MAX_EVENTS_PER_PAGE))]
+    max_results: u32,
+    /// nextPageToken from the previous answer, to get the next page; keep the other arguments the same.
+    page_token: Option<PageToken>,
+    /// IANA zone name the answer's date-times are written in, e.g. Europe/Paris. Default: the calendar's own zone.
+    time_zone: Option<Zone>,
 }
 
 pub fn list_events(api: &mut Api<'_>, args: ListEventsArgs) -> Result<Value, ToolError> {
-    let calendar = api::calendar_id("calendarId", args.calendar_id.as_deref())?;
-    let range = range(&args.time_min, &args.time_max)?;
+    let calendar = calendar(&args.calendar_id)?;
+    let range = range(&args.time_min.0, &args.time_max.0)?;
     let q = args.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     let path = Query::new(format!("{}/events", api::calendar_path(&calendar)))
         .set("timeMin", &range.min)
@@ -149,15 +209,10 @@ pub fn list_events(api: &mut Api<'_>, args: ListEventsArgs) -> Result<Value, Too
         // (Google orders by start only for expanded events.)
         .set("singleEvents", "true")
         .set("orderBy", "startTime")
-        .set(
-            "maxResults",
-            args.max_results
-                .unwrap_or(DEFAULT_EVENTS_PER_PAGE)
-                .clamp(1, MAX_EVENTS_PER_PAGE),
-        )
+        .set("maxResults", args.max_results)
         .opt("q", q)
-        .opt("pageToken", api::page_token(args.page_token.as_deref())?)
-        .opt("timeZone", args.time_zone.as_deref().map(str::trim))
+        .opt("pageToken", page_token(&args.page_token)?)
+        .opt("timeZone", zone(&args.time_zone))
         .build();
     let list = api.get(&path, Subject::Calendar(&calendar))?;
     let events: Vec<Value> = items(&list)
@@ -175,16 +230,21 @@ pub fn list_events(api: &mut Api<'_>, args: ListEventsArgs) -> Result<Value, Too
 
 // ---------------------------------------------------------------- get_event
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GetEventArgs {
-    calendar_id: Option<String>,
+    /// The calendar's id from list_calendars: an email address, or one like en.usa#holiday@group.v.calendar.google.com. Default "primary", the account's own calendar.
+    #[schemars(extend("default" = "primary"))]
+    calendar_id: Option<CalendarId>,
+    /// The event's id, from list_events.
+    #[schemars(length(min = 1, max = 1024))]
     event_id: String,
-    time_zone: Option<String>,
+    /// IANA zone name the answer's date-times are written in. Default: the calendar's own zone.
+    time_zone: Option<Zone>,
 }
 
 pub fn get_event(api: &mut Api<'_>, args: GetEventArgs) -> Result<Value, ToolError> {
-    let calendar = api::calendar_id("calendarId", args.calendar_id.as_deref())?;
+    let calendar = calendar(&args.calendar_id)?;
     let event = args.event_id.trim();
     if event.is_empty() {
         return Err(invalid(
@@ -196,7 +256,7 @@ pub fn get_event(api: &mut Api<'_>, args: GetEventArgs) -> Result<Value, ToolErr
         api::calendar_path(&calendar),
         web::encode(event)
     ))
-    .opt("timeZone", args.time_zone.as_deref().map(str::trim))
+    .opt("timeZone", zone(&args.time_zone))
     .build();
     let found = api.get(
         &path,
@@ -210,13 +270,25 @@ pub fn get_event(api: &mut Api<'_>, args: GetEventArgs) -> Result<Value, ToolErr
 
 // ---------------------------------------------------------------- find_free_busy
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+fn primary() -> Vec<CalendarId> {
+    vec![CalendarId("primary".to_owned())]
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FreeBusyArgs {
-    time_min: String,
-    time_max: String,
-    calendar_ids: Option<Vec<String>>,
-    time_zone: Option<String>,
+    /// Start of the range: RFC 3339 with a UTC offset, e.g. 2024-05-01T00:00:00+02:00 or 2024-04-30T22:00:00Z.
+    time_min: Stamp,
+    /// End of the range (exclusive): RFC 3339 with a UTC offset, later than timeMin.
+    time_max: Stamp,
+    /// The calendars to combine: calendar ids or people's email addresses; "primary" is the account's own calendar.
+    #[serde(default = "primary")]
+    #[schemars(length(min = 1, max = MAX_FREE_BUSY_CALENDARS))]
+    calendar_ids: Vec<CalendarId>,
+    /// IANA zone name the busy intervals are written in, e.g. Europe/Paris. Default UTC.
+    time_zone: Option<Zone>,
+    /// Leave out free slots shorter than this many minutes, e.g. 30 to find room for a half-hour meeting.
+    #[schemars(range(min = 1, max = 10080))]
     min_slot_minutes: Option<u32>,
 }
 
@@ -276,29 +348,20 @@ fn read_busy(id: &str, answer: &Value) -> Result<Busy, ToolError> {
 }
 
 pub fn find_free_busy(api: &mut Api<'_>, args: FreeBusyArgs) -> Result<Value, ToolError> {
-    let range = range(&args.time_min, &args.time_max)?;
+    let range = range(&args.time_min.0, &args.time_max.0)?;
     let mut ids: Vec<String> = Vec::new();
-    for raw in args
-        .calendar_ids
-        .unwrap_or_else(|| vec!["primary".to_owned()])
-    {
-        let id = api::calendar_id("an id in calendarIds", Some(&raw))?;
+    for CalendarId(raw) in &args.calendar_ids {
+        let id = api::calendar_id("an id in calendarIds", Some(raw))?;
         if !ids.contains(&id) {
             ids.push(id);
         }
-    }
-    if ids.is_empty() || ids.len() > MAX_FREE_BUSY_CALENDARS {
-        return Err(invalid(format!(
-            "calendarIds names {} calendars; Google answers for 1 to {MAX_FREE_BUSY_CALENDARS} at once",
-            ids.len()
-        )));
     }
     let mut body = json!({
         "timeMin": range.min,
         "timeMax": range.max,
         "items": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
     });
-    if let Some(zone) = args.time_zone.as_deref().map(str::trim) {
+    if let Some(zone) = zone(&args.time_zone) {
         body["timeZone"] = zone.into();
     }
     let answer = api.post("/freeBusy", &body, Subject::FreeBusy)?;
@@ -374,12 +437,17 @@ pub fn find_free_busy(api: &mut Api<'_>, args: FreeBusyArgs) -> Result<Value, To
 // ---------------------------------------------------------------- create_event
 
 /// An event's start or end as given: Google's `EventDateTime`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1))]
 pub struct When {
-    date_time: Option<String>,
+    /// For a timed event: RFC 3339, e.g. 2024-05-01T09:00:00+02:00. The UTC offset may be left out when timeZone is given.
+    date_time: Option<Stamp>,
+    /// For an all-day event: YYYY-MM-DD.
+    #[schemars(pattern(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
     date: Option<String>,
-    time_zone: Option<String>,
+    /// IANA zone name, e.g. Europe/Paris: how Google shows the event, and the zone of a dateTime given without an offset.
+    time_zone: Option<Zone>,
 }
 
 /// What a start or end was, for checking that the end comes after.
@@ -392,13 +460,10 @@ enum Point {
 
 /// Check one of `start` / `end` and build Google's `EventDateTime` for it.
 fn event_time(which: &str, when: &When) -> Result<(Value, Point), ToolError> {
-    let zone = when
-        .time_zone
-        .as_deref()
-        .map(str::trim)
-        .filter(|z| !z.is_empty());
+    let zone = zone(&when.time_zone).filter(|z| !z.is_empty());
     let mut out = Map::new();
-    let point = match (when.date_time.as_deref(), when.date.as_deref()) {
+    let date_time = when.date_time.as_ref().map(|Stamp(s)| s.as_str());
+    let point = match (date_time, when.date.as_deref()) {
         (Some(_), Some(_)) => {
             return Err(invalid(format!(
                 "{which} has both dateTime and date: give dateTime for a timed event or date for an all-day event"
@@ -465,7 +530,7 @@ fn check_order(start: &Point, end: &Point) -> Result<(), ToolError> {
     }
 }
 
-#[derive(Deserialize, Clone, Copy, Default)]
+#[derive(Deserialize, Serialize, JsonSchema, Clone, Copy, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum SendUpdates {
     All,
@@ -484,22 +549,38 @@ impl SendUpdates {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateEventArgs {
-    calendar_id: Option<String>,
+    /// The calendar's id from list_calendars: an email address, or one like en.usa#holiday@group.v.calendar.google.com. Default "primary", the account's own calendar.
+    #[schemars(extend("default" = "primary"))]
+    calendar_id: Option<CalendarId>,
+    /// The event's title.
+    #[schemars(length(min = 1, max = 1024))]
     summary: String,
+    /// Notes shown with the event; plain text or simple HTML.
+    #[schemars(length(max = 8192))]
     description: Option<String>,
+    /// A place or an address.
+    #[schemars(length(max = 1024))]
     location: Option<String>,
+    /// When the event starts: dateTime or date, not both.
     start: When,
+    /// When the event ends (exclusive): dateTime or date, not both.
     end: When,
+    /// Email addresses of the people to invite.
+    #[schemars(
+        length(max = MAX_ATTENDEES),
+        inner(length(min = 3, max = 254), pattern(r"^[^@\s]+@[^@\s]+$"))
+    )]
     attendees: Option<Vec<String>>,
+    /// Whom Google emails the invitation: all attendees, externalOnly (those outside the organizer's Google Workspace domain), or none.
     #[serde(default)]
     send_updates: SendUpdates,
 }
 
 pub fn create_event(api: &mut Api<'_>, args: CreateEventArgs) -> Result<Value, ToolError> {
-    let calendar = api::calendar_id("calendarId", args.calendar_id.as_deref())?;
+    let calendar = calendar(&args.calendar_id)?;
     let summary = args.summary.trim();
     if summary.is_empty() {
         return Err(invalid(
@@ -520,12 +601,6 @@ pub fn create_event(api: &mut Api<'_>, args: CreateEventArgs) -> Result<Value, T
         if !attendees.iter().any(|a| a.eq_ignore_ascii_case(&email)) {
             attendees.push(email);
         }
-    }
-    if attendees.len() > MAX_ATTENDEES {
-        return Err(invalid(format!(
-            "{} attendees is more than {MAX_ATTENDEES}; invite a group address instead",
-            attendees.len()
-        )));
     }
 
     let mut body = json!({"summary": summary, "start": start, "end": end});

@@ -1,16 +1,26 @@
 //! Tool tests against a scripted Notion.
 
 use mcpist_plugin::web::ScriptedApi;
-use mcpist_plugin::{Content, ToolError};
+use mcpist_plugin::{Call, CallContext, CallOutput, Content, ToolError};
 use serde_json::{Value, json};
 
-use crate::{api, dispatch};
+use crate::api;
 
 /// The scripted API the tools are tested against.
 type Fake = ScriptedApi;
 
 fn fake(script: impl FnMut(&str, &str, Option<&Value>) -> (u16, Value) + 'static) -> Fake {
     ScriptedApi::new(api::API, script)
+}
+
+/// What the host's `call` does, over the scripted API.
+fn dispatch(http: &mut Fake, tool: &str, args: &str) -> Result<CallOutput, ToolError> {
+    let context = CallContext { account: None };
+    let mut call = Call {
+        context: &context,
+        http,
+    };
+    crate::declaration().run(tool, args, &mut call)
 }
 
 const PAGE: &str = "1429989f-e8ac-4eff-bc8f-57f56486db54";
@@ -35,8 +45,8 @@ fn text(out: &mcpist_plugin::CallOutput) -> String {
 
 #[test]
 fn describe_is_deterministic_and_binds_the_token_to_notion() {
-    let a = crate::describe();
-    let b = crate::describe();
+    let a = crate::declaration().describe();
+    let b = crate::declaration().describe();
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
     assert_eq!(a.hosts, vec!["https://api.notion.com"]);
     assert_eq!(a.credentials.len(), 1);

@@ -1,11 +1,12 @@
-//! The tools, written against the [`Http`] seam so that tests can answer
-//! for Notion.
+//! The tools. Each arguments type is also its tool's input schema (see
+//! `crate::declaration`): the host checks those bounds before a call runs,
+//! and the code here checks only what a schema cannot say. Requests go
+//! through the call's transport, so that tests can answer for Notion.
 
-use mcpist_plugin::{CallOutput, Content, ToolError};
-use serde::Deserialize;
+use mcpist_plugin::{Call, CallOutput, Content, ToolError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-
-use mcpist_plugin::web::Transport;
 
 use crate::api::{self, Hint, MAX_REQUESTS};
 use crate::props;
@@ -40,37 +41,56 @@ fn results(list: &Value) -> &[Value] {
         .map_or(&[], Vec::as_slice)
 }
 
+/// A page or database: its id (32 hex digits, with or without dashes) or
+/// its Notion URL, parsed by `api::parse_id`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Id(#[schemars(length(min = 32, max = 300))] String);
+
+/// `next_cursor` of a previous answer.
+#[derive(Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Cursor(#[schemars(length(max = 200))] String);
+
 // ---------------------------------------------------------------- search
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Serialize, JsonSchema, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Page,
     Database,
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Serialize, JsonSchema, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 pub enum Order {
     LastEditedDescending,
     LastEditedAscending,
 }
 
-#[derive(Deserialize)]
-pub struct SearchArgs {
-    #[serde(default)]
-    query: Option<String>,
-    #[serde(default)]
-    kind: Option<Kind>,
-    #[serde(default)]
-    sort: Option<Order>,
-    #[serde(default)]
-    page_size: Option<u32>,
-    #[serde(default)]
-    start_cursor: Option<String>,
+fn twenty() -> u32 {
+    20
 }
 
-pub fn search(http: &mut dyn Transport, args: SearchArgs) -> Result<Value, ToolError> {
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchArgs {
+    /// Words to match in titles. Omit to list everything shared.
+    #[schemars(length(max = 1000))]
+    query: Option<String>,
+    /// Only pages, or only databases. Default both.
+    kind: Option<Kind>,
+    /// Order by last edit time instead of relevance.
+    sort: Option<Order>,
+    /// Results per page.
+    #[serde(default = "twenty")]
+    #[schemars(range(min = 1, max = 100))]
+    page_size: u32,
+    /// next_cursor from a previous answer, to get the next page of results.
+    start_cursor: Option<Cursor>,
+}
+
+pub fn search(args: SearchArgs, call: &mut Call) -> Result<Value, ToolError> {
     let mut body = Map::new();
     if let Some(query) = args
         .query
@@ -100,14 +120,11 @@ pub fn search(http: &mut dyn Transport, args: SearchArgs) -> Result<Value, ToolE
             json!({"direction": direction, "timestamp": "last_edited_time"}),
         );
     }
-    body.insert(
-        "page_size".into(),
-        args.page_size.unwrap_or(20).clamp(1, 100).into(),
-    );
-    if let Some(c) = &args.start_cursor {
+    body.insert("page_size".into(), args.page_size.into());
+    if let Some(Cursor(c)) = &args.start_cursor {
         body.insert("start_cursor".into(), api::cursor(c)?.into());
     }
-    let list = api::post(http, "/search", &Value::Object(body))?;
+    let list = api::post(call.http, "/search", &Value::Object(body))?;
     let (has_more, next_cursor) = cursor_of(&list);
     let results: Vec<Value> = results(&list).iter().map(props::summary).collect();
     Ok(json!({"results": results, "has_more": has_more, "next_cursor": next_cursor}))
@@ -115,20 +132,32 @@ pub fn search(http: &mut dyn Transport, args: SearchArgs) -> Result<Value, ToolE
 
 // ---------------------------------------------------------------- get_page
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GetPageArgs {
-    page_id: String,
-    #[serde(default)]
-    max_blocks: Option<u32>,
-    #[serde(default)]
-    max_depth: Option<u32>,
+    /// The page's id (32 hex digits, with or without dashes) or its Notion URL. A database row is a page too.
+    page_id: Id,
+    /// Stop after reading this many blocks (nested ones included).
+    #[serde(default = "default_max_blocks")]
+    #[schemars(range(min = 1, max = 1000))]
+    max_blocks: u32,
+    /// How many levels of nested blocks (toggle contents, sub-list items) to read; 1 reads only the page's own blocks.
+    #[serde(default = "default_max_depth")]
+    #[schemars(range(min = 1, max = 10))]
+    max_depth: u32,
 }
 
-pub const DEFAULT_MAX_BLOCKS: u32 = 300;
-pub const DEFAULT_MAX_DEPTH: u32 = 4;
+fn default_max_blocks() -> u32 {
+    300
+}
 
-pub fn get_page(http: &mut dyn Transport, args: GetPageArgs) -> Result<CallOutput, ToolError> {
-    let id = api::parse_id("page_id", &args.page_id)?;
+fn default_max_depth() -> u32 {
+    4
+}
+
+pub fn get_page(args: GetPageArgs, call: &mut Call) -> Result<CallOutput, ToolError> {
+    let http = &mut *call.http;
+    let id = api::parse_id("page_id", &args.page_id.0)?;
     let page = api::get(http, &format!("/pages/{}", mcpist_plugin::web::encode(&id)))?;
     let page_id = page
         .get("id")
@@ -141,8 +170,8 @@ pub fn get_page(http: &mut dyn Transport, args: GetPageArgs) -> Result<CallOutpu
 
     let mut reader = Reader {
         http,
-        max_blocks: args.max_blocks.unwrap_or(DEFAULT_MAX_BLOCKS).clamp(1, 1000) as usize,
-        max_depth: args.max_depth.unwrap_or(DEFAULT_MAX_DEPTH).clamp(1, 10) as usize,
+        max_blocks: args.max_blocks as usize,
+        max_depth: args.max_depth as usize,
         max_requests: MAX_REQUESTS - 1,
         blocks: 0,
         requests: 0,
@@ -223,40 +252,43 @@ pub fn get_page(http: &mut dyn Transport, args: GetPageArgs) -> Result<CallOutpu
 
 // ---------------------------------------------------------------- query_database
 
-#[derive(Deserialize)]
-pub struct QueryArgs {
-    database_id: String,
-    #[serde(default)]
-    filter: Option<Value>,
-    #[serde(default)]
-    sorts: Option<Vec<Value>>,
-    #[serde(default)]
-    page_size: Option<u32>,
-    #[serde(default)]
-    start_cursor: Option<String>,
+fn twenty_five() -> u32 {
+    25
 }
 
-pub fn query_database(http: &mut dyn Transport, args: QueryArgs) -> Result<Value, ToolError> {
-    let id = api::parse_id("database_id", &args.database_id)?;
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryArgs {
+    /// The database's id (32 hex digits, with or without dashes) or its Notion URL.
+    database_id: Id,
+    /// A Notion filter object, passed as given. E.g. {"property": "Status", "select": {"equals": "Done"}}, {"property": "Done", "checkbox": {"equals": false}}, {"property": "Name", "title": {"contains": "plan"}}, {"property": "Due", "date": {"on_or_before": "2024-06-30"}}, or {"and": [filter, ...]} / {"or": [filter, ...]}.
+    filter: Option<Map<String, Value>>,
+    /// Notion sort objects, passed as given, e.g. [{"property": "Due", "direction": "ascending"}] or [{"timestamp": "last_edited_time", "direction": "descending"}].
+    #[schemars(length(max = 100))]
+    sorts: Option<Vec<Map<String, Value>>>,
+    /// Results per page.
+    #[serde(default = "twenty_five")]
+    #[schemars(range(min = 1, max = 100))]
+    page_size: u32,
+    /// next_cursor from a previous answer, to get the next page of results.
+    start_cursor: Option<Cursor>,
+}
+
+pub fn query_database(args: QueryArgs, call: &mut Call) -> Result<Value, ToolError> {
+    let id = api::parse_id("database_id", &args.database_id.0)?;
     let mut body = Map::new();
-    if let Some(filter) = args
-        .filter
-        .filter(|f| f.as_object().is_some_and(|o| !o.is_empty()))
-    {
-        body.insert("filter".into(), filter);
+    if let Some(filter) = args.filter.filter(|f| !f.is_empty()) {
+        body.insert("filter".into(), filter.into());
     }
     if let Some(sorts) = args.sorts.filter(|s| !s.is_empty()) {
         body.insert("sorts".into(), sorts.into());
     }
-    body.insert(
-        "page_size".into(),
-        args.page_size.unwrap_or(25).clamp(1, 100).into(),
-    );
-    if let Some(c) = &args.start_cursor {
+    body.insert("page_size".into(), args.page_size.into());
+    if let Some(Cursor(c)) = &args.start_cursor {
         body.insert("start_cursor".into(), api::cursor(c)?.into());
     }
     let path = format!("/databases/{}/query", mcpist_plugin::web::encode(&id));
-    let list = api::post(http, &path, &Value::Object(body))?;
+    let list = api::post(call.http, &path, &Value::Object(body))?;
     let (has_more, next_cursor) = cursor_of(&list);
     let rows: Vec<Value> = results(&list)
         .iter()
@@ -280,18 +312,23 @@ pub fn query_database(http: &mut dyn Transport, args: QueryArgs) -> Result<Value
 
 // ---------------------------------------------------------------- create_page
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateArgs {
-    #[serde(default)]
-    parent_page_id: Option<String>,
-    #[serde(default)]
-    parent_database_id: Option<String>,
+    /// Create the page under this page (id or URL). Give this or parent_database_id, not both.
+    parent_page_id: Option<Id>,
+    /// Create the page as a row of this database (id or URL). Give this or parent_page_id, not both.
+    parent_database_id: Option<Id>,
+    /// The page's title.
+    #[schemars(length(max = 10000))]
     title: String,
-    #[serde(default)]
+    /// For a database row: the name of the database's title column.
+    #[schemars(length(min = 1, max = 200), extend("default" = "Name"))]
     title_property: Option<String>,
-    #[serde(default)]
+    /// For a database row: other column values in Notion's property value format, passed as given, e.g. {"Status": {"select": {"name": "In progress"}}, "Tags": {"multi_select": [{"name": "ops"}]}, "Due": {"date": {"start": "2024-07-01"}}, "Done": {"checkbox": false}, "Points": {"number": 3}, "Notes": {"rich_text": [{"text": {"content": "..."}}]}}.
     properties: Option<Map<String, Value>>,
-    #[serde(default)]
+    /// The page's text. Paragraphs are separated by blank lines; single line breaks stay inside a paragraph.
+    #[schemars(length(max = 200000))]
     content: Option<String>,
 }
 
@@ -376,7 +413,8 @@ fn batches(blocks: Vec<Value>) -> Vec<Vec<Value>> {
     out
 }
 
-pub fn create_page(http: &mut dyn Transport, args: CreateArgs) -> Result<Value, ToolError> {
+pub fn create_page(args: CreateArgs, call: &mut Call) -> Result<Value, ToolError> {
+    let http = &mut *call.http;
     let invalid = |m: &str| Err(ToolError::InvalidArguments(m.to_owned()));
     let title = rich_text(&args.title);
     let (parent, properties, default_title_property) = match (
@@ -399,12 +437,12 @@ pub fn create_page(http: &mut dyn Transport, args: CreateArgs) -> Result<Value, 
                     "title_property applies only to a database row (parent_database_id)",
                 );
             }
-            let parent = json!({"page_id": api::parse_id("parent_page_id", page)?});
+            let parent = json!({"page_id": api::parse_id("parent_page_id", &page.0)?});
             let properties = json!({"title": {"title": title}});
             (parent, properties, None)
         }
         (None, Some(database)) => {
-            let parent = json!({"database_id": api::parse_id("parent_database_id", database)?});
+            let parent = json!({"database_id": api::parse_id("parent_database_id", &database.0)?});
             let name = args
                 .title_property
                 .as_deref()

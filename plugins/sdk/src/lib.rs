@@ -1,6 +1,9 @@
 //! Rust SDK for MCPist service modules.
 //!
-//! A module implements [`Guest`] and registers it with [`export!`]:
+//! A module is a [`Declaration`]: each tool declared once, with its input
+//! schema derived from its arguments type, exported with [`module!`] (see
+//! [`Declaration`]). The bindings underneath stay available: a module may
+//! instead implement [`Guest`] and register it with [`export!`]:
 //!
 //! ```ignore
 //! struct MyModule;
@@ -19,7 +22,10 @@
 // `export!` macro works from module crates); make that name resolve here too.
 extern crate self as mcpist_plugin;
 
+mod declare;
 pub mod web;
+
+pub use declare::{Call, Declaration, IntoOutput, ToolSpec};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;

@@ -1,196 +1,132 @@
-//! `text`: pure text utilities that need no account and no network.
-//!
-//! Every tool returns a structured result (and the same JSON as text, for
-//! clients that do not read structured content).
-
 use base64::Engine as _;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use mcpist_plugin::{CallContext, CallOutput, Guest, ModuleInfo, ToolError, ToolFlags, arguments};
+use mcpist_plugin::{Call, Declaration, ToolError, ToolFlags, ToolSpec};
 
-struct Text;
-mcpist_plugin::export!(Text);
+mcpist_plugin::module!(declaration);
 
 /// Most patterns compile to far less; this keeps a hostile pattern from using
 /// the whole sandbox memory limit.
 const REGEX_SIZE_LIMIT: usize = 2 << 20;
 const MAX_MATCHES: usize = 1000;
 
-impl Guest for Text {
-    fn describe() -> ModuleInfo {
-        let pure = ToolFlags::READ_ONLY | ToolFlags::IDEMPOTENT | ToolFlags::CONCURRENCY_SAFE;
-        let tool = |name: &str, description: &str, input: Value, output: Value| {
-            mcpist_plugin::tool(name, description, pure, &input, Some(&output))
-        };
-        ModuleInfo {
-            name: "text".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "Text utilities: hashes, base64, JSON pointer queries, counts and regular expression matching.".into(),
-            tools: vec![
-                tool(
-                    "hash",
-                    "Hash UTF-8 text with SHA-256 (default), SHA-512, SHA-1 or MD5 and return the digest in hex or base64.",
-                    json!({
-                        "type": "object",
-                        "properties": {
-                            "text": {"type": "string", "description": "Text to hash (its UTF-8 bytes)."},
-                            "algorithm": {"type": "string", "enum": ["sha256", "sha512", "sha1", "md5"], "default": "sha256"},
-                            "encoding": {"type": "string", "enum": ["hex", "base64"], "default": "hex"}
-                        },
-                        "required": ["text"]
-                    }),
-                    json!({
-                        "type": "object",
-                        "properties": {
-                            "algorithm": {"type": "string"},
-                            "digest": {"type": "string"}
-                        },
-                        "required": ["algorithm", "digest"]
-                    }),
-                ),
-                tool(
-                    "base64_encode",
-                    "Encode UTF-8 text as base64 (standard or URL-safe alphabet, with or without padding).",
-                    json!({
-                        "type": "object",
-                        "properties": {
-                            "text": {"type": "string"},
-                            "alphabet": {"type": "string", "enum": ["standard", "url_safe"], "default": "standard"},
-                            "padding": {"type": "boolean", "default": true}
-                        },
-                        "required": ["text"]
-                    }),
-                    json!({
-                        "type": "object",
-                        "properties": {"data": {"type": "string"}},
-                        "required": ["data"]
-                    }),
-                ),
-                tool(
-                    "base64_decode",
-                    "Decode base64 (standard or URL-safe alphabet; padding optional) into UTF-8 text. Fails if the decoded bytes are not UTF-8.",
-                    json!({
-                        "type": "object",
-                        "properties": {
-                            "data": {"type": "string"},
-                            "alphabet": {"type": "string", "enum": ["standard", "url_safe"], "default": "standard"}
-                        },
-                        "required": ["data"]
-                    }),
-                    json!({
-                        "type": "object",
-                        "properties": {"text": {"type": "string"}, "bytes": {"type": "integer"}},
-                        "required": ["text", "bytes"]
-                    }),
-                ),
-                tool(
-                    "json_query",
-                    "Parse a JSON document and return the value at an RFC 6901 JSON Pointer (e.g. /items/0/name; the empty pointer is the whole document).",
-                    json!({
-                        "type": "object",
-                        "properties": {
-                            "json": {"type": "string", "description": "The JSON document, as text."},
-                            "pointer": {"type": "string", "description": "RFC 6901 JSON Pointer."}
-                        },
-                        "required": ["json", "pointer"]
-                    }),
-                    json!({
-                        "type": "object",
-                        "properties": {"found": {"type": "boolean"}, "value": {}},
-                        "required": ["found"]
-                    }),
-                ),
-                tool(
-                    "count",
-                    "Count the bytes (UTF-8), characters (Unicode scalar values), words (separated by whitespace) and lines of a text.",
-                    json!({
-                        "type": "object",
-                        "properties": {"text": {"type": "string"}},
-                        "required": ["text"]
-                    }),
-                    json!({
-                        "type": "object",
-                        "properties": {
-                            "bytes": {"type": "integer"},
-                            "chars": {"type": "integer"},
-                            "words": {"type": "integer"},
-                            "lines": {"type": "integer"}
-                        },
-                        "required": ["bytes", "chars", "words", "lines"]
-                    }),
-                ),
-                tool(
-                    "regex_match",
-                    "Find matches of a regular expression (Rust regex syntax: no look-around or backreferences) in a text. Returns each match with its byte offsets and capture groups.",
-                    json!({
+fn declaration() -> Declaration {
+    let pure = ToolFlags::READ_ONLY | ToolFlags::IDEMPOTENT | ToolFlags::CONCURRENCY_SAFE;
+    let tool = |name: &str, description: &str| ToolSpec::new(name, description, pure);
+    Declaration::new(
+        "text",
+        env!("CARGO_PKG_VERSION"),
+        "Text utilities: hashes, base64, JSON pointer queries, counts and regular expression matching.",
+    )
+    .tool(
+        tool(
+            "hash",
+            "Hash UTF-8 text with SHA-256 (default), SHA-512, SHA-1 or MD5 and return the digest in hex or base64.",
+        )
+        .output(json!({
+            "type": "object",
+            "properties": {"algorithm": {"type": "string"}, "digest": {"type": "string"}},
+            "required": ["algorithm", "digest"]
+        })),
+        hash,
+    )
+    .tool(
+        tool(
+            "base64_encode",
+            "Encode UTF-8 text as base64 (standard or URL-safe alphabet, with or without padding).",
+        )
+        .output(json!({
+            "type": "object",
+            "properties": {"data": {"type": "string"}},
+            "required": ["data"]
+        })),
+        base64_encode,
+    )
+    .tool(
+        tool(
+            "base64_decode",
+            "Decode base64 (standard or URL-safe alphabet; padding optional) into UTF-8 text. Fails if the decoded bytes are not UTF-8.",
+        )
+        .output(json!({
+            "type": "object",
+            "properties": {"text": {"type": "string"}, "bytes": {"type": "integer"}},
+            "required": ["text", "bytes"]
+        })),
+        base64_decode,
+    )
+    .tool(
+        tool(
+            "json_query",
+            "Parse a JSON document and return the value at an RFC 6901 JSON Pointer (e.g. /items/0/name; the empty pointer is the whole document).",
+        )
+        .output(json!({
+            "type": "object",
+            "properties": {"found": {"type": "boolean"}, "value": {}},
+            "required": ["found"]
+        })),
+        json_query,
+    )
+    .tool(
+        tool(
+            "count",
+            "Count the bytes (UTF-8), characters (Unicode scalar values), words (separated by whitespace) and lines of a text.",
+        )
+        .output(json!({
+            "type": "object",
+            "properties": {
+                "bytes": {"type": "integer"},
+                "chars": {"type": "integer"},
+                "words": {"type": "integer"},
+                "lines": {"type": "integer"}
+            },
+            "required": ["bytes", "chars", "words", "lines"]
+        })),
+        count,
+    )
+    .tool(
+        tool(
+            "regex_match",
+            "Find matches of a regular expression (Rust regex syntax: no look-around or backreferences) in a text. Returns each match with its byte offsets and capture groups.",
+        )
+        .output(json!({
+            "type": "object",
+            "properties": {
+                "matched": {"type": "boolean"},
+                "truncated": {"type": "boolean"},
+                "matches": {
+                    "type": "array",
+                    "items": {
                         "type": "object",
                         "properties": {
                             "text": {"type": "string"},
-                            "pattern": {"type": "string"},
-                            "case_insensitive": {"type": "boolean", "default": false},
-                            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_MATCHES, "default": 100,
-                                      "description": "Maximum number of matches to return."}
+                            "start": {"type": "integer"},
+                            "end": {"type": "integer"},
+                            "groups": {"type": "array", "items": {"type": ["string", "null"]}},
+                            "named": {"type": "object", "additionalProperties": {"type": ["string", "null"]}}
                         },
-                        "required": ["text", "pattern"]
-                    }),
-                    json!({
-                        "type": "object",
-                        "properties": {
-                            "matched": {"type": "boolean"},
-                            "truncated": {"type": "boolean"},
-                            "matches": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "properties": {
-                                        "text": {"type": "string"},
-                                        "start": {"type": "integer"},
-                                        "end": {"type": "integer"},
-                                        "groups": {"type": "array", "items": {"type": ["string", "null"]}},
-                                        "named": {"type": "object", "additionalProperties": {"type": ["string", "null"]}}
-                                    },
-                                    "required": ["text", "start", "end", "groups", "named"]
-                                }
-                            }
-                        },
-                        "required": ["matched", "truncated", "matches"]
-                    }),
-                ),
-            ],
-            hosts: vec![],
-            credentials: vec![],
-        }
-    }
-
-    fn call(tool: String, args: String, _context: CallContext) -> Result<CallOutput, ToolError> {
-        let result = match tool.as_str() {
-            "hash" => hash(arguments(&args)?),
-            "base64_encode" => base64_encode(arguments(&args)?),
-            "base64_decode" => base64_decode(arguments(&args)?),
-            "json_query" => json_query(arguments(&args)?),
-            "count" => Ok(count(arguments(&args)?)),
-            "regex_match" => regex_match(arguments(&args)?),
-            other => {
-                return Err(ToolError::UnknownTool(format!(
-                    "text has no tool named {other:?}"
-                )));
-            }
-        }?;
-        Ok(mcpist_plugin::structured(&result))
-    }
+                        "required": ["text", "start", "end", "groups", "named"]
+                    }
+                }
+            },
+            "required": ["matched", "truncated", "matches"]
+        })),
+        regex_match,
+    )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, JsonSchema, Default)]
 #[serde(rename_all = "snake_case")]
 enum Algorithm {
+    #[default]
     Sha256,
     Sha512,
     Sha1,
     Md5,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, JsonSchema, Default)]
 #[serde(rename_all = "snake_case")]
 enum Encoding {
     #[default]
@@ -198,18 +134,20 @@ enum Encoding {
     Base64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct HashArgs {
+    /// Text to hash (its UTF-8 bytes).
     text: String,
-    algorithm: Option<Algorithm>,
+    #[serde(default)]
+    algorithm: Algorithm,
     #[serde(default)]
     encoding: Encoding,
 }
 
-fn hash(args: HashArgs) -> Result<Value, ToolError> {
+fn hash(args: HashArgs, _: &mut Call) -> Result<Value, ToolError> {
     use sha2::Digest;
     let bytes = args.text.as_bytes();
-    let (name, digest): (&str, Vec<u8>) = match args.algorithm.unwrap_or(Algorithm::Sha256) {
+    let (name, digest): (&str, Vec<u8>) = match args.algorithm {
         Algorithm::Sha256 => ("sha256", sha2::Sha256::digest(bytes).to_vec()),
         Algorithm::Sha512 => ("sha512", sha2::Sha512::digest(bytes).to_vec()),
         Algorithm::Sha1 => ("sha1", sha1::Sha1::digest(bytes).to_vec()),
@@ -222,7 +160,7 @@ fn hash(args: HashArgs) -> Result<Value, ToolError> {
     Ok(json!({"algorithm": name, "digest": digest}))
 }
 
-#[derive(Deserialize, Default, Clone, Copy)]
+#[derive(Deserialize, Serialize, JsonSchema, Default, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 enum Alphabet {
     #[default]
@@ -230,17 +168,22 @@ enum Alphabet {
     UrlSafe,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct EncodeArgs {
     text: String,
     #[serde(default)]
     alphabet: Alphabet,
-    padding: Option<bool>,
+    #[serde(default = "padded")]
+    padding: bool,
 }
 
-fn base64_encode(args: EncodeArgs) -> Result<Value, ToolError> {
+fn padded() -> bool {
+    true
+}
+
+fn base64_encode(args: EncodeArgs, _: &mut Call) -> Result<Value, ToolError> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let engine = match (args.alphabet, args.padding.unwrap_or(true)) {
+    let engine = match (args.alphabet, args.padding) {
         (Alphabet::Standard, true) => &STANDARD,
         (Alphabet::Standard, false) => &STANDARD_NO_PAD,
         (Alphabet::UrlSafe, true) => &URL_SAFE,
@@ -249,14 +192,14 @@ fn base64_encode(args: EncodeArgs) -> Result<Value, ToolError> {
     Ok(json!({"data": engine.encode(args.text.as_bytes())}))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct DecodeArgs {
     data: String,
     #[serde(default)]
     alphabet: Alphabet,
 }
 
-fn base64_decode(args: DecodeArgs) -> Result<Value, ToolError> {
+fn base64_decode(args: DecodeArgs, _: &mut Call) -> Result<Value, ToolError> {
     use base64::alphabet;
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     let config =
@@ -278,13 +221,15 @@ fn base64_decode(args: DecodeArgs) -> Result<Value, ToolError> {
     Ok(json!({"text": text, "bytes": len}))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct QueryArgs {
+    /// The JSON document, as text.
     json: String,
+    /// RFC 6901 JSON Pointer.
     pointer: String,
 }
 
-fn json_query(args: QueryArgs) -> Result<Value, ToolError> {
+fn json_query(args: QueryArgs, _: &mut Call) -> Result<Value, ToolError> {
     if !args.pointer.is_empty() && !args.pointer.starts_with('/') {
         return Err(ToolError::InvalidArguments(format!(
             "pointer {:?} must be empty or start with '/', e.g. /items/0",
@@ -299,38 +244,46 @@ fn json_query(args: QueryArgs) -> Result<Value, ToolError> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct CountArgs {
     text: String,
 }
 
-fn count(args: CountArgs) -> Value {
+fn count(args: CountArgs, _: &mut Call) -> Result<Value, ToolError> {
     let text = args.text;
-    json!({
+    Ok(json!({
         "bytes": text.len(),
         "chars": text.chars().count(),
         "words": text.split_whitespace().count(),
         "lines": text.lines().count(),
-    })
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct RegexArgs {
     text: String,
     pattern: String,
     #[serde(default)]
     case_insensitive: bool,
-    limit: Option<usize>,
+    /// Maximum number of matches to return.
+    #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = MAX_MATCHES))]
+    limit: usize,
 }
 
-fn regex_match(args: RegexArgs) -> Result<Value, ToolError> {
+fn default_limit() -> usize {
+    100
+}
+
+fn regex_match(args: RegexArgs, _: &mut Call) -> Result<Value, ToolError> {
     let re = regex::RegexBuilder::new(&args.pattern)
         .case_insensitive(args.case_insensitive)
         .size_limit(REGEX_SIZE_LIMIT)
         .dfa_size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| ToolError::InvalidArguments(format!("pattern is not a valid regex: {e}")))?;
-    let limit = args.limit.unwrap_or(100).clamp(1, MAX_MATCHES);
+    // The host checked the bounds against the schema.
+    let limit = args.limit;
     let names: Vec<Option<&str>> = re.capture_names().collect();
     let mut matches = Vec::new();
     let mut truncated = false;

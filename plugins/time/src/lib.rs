@@ -9,127 +9,77 @@
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp, Unit, Zoned, ZonedDifference};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use mcpist_plugin::{CallContext, CallOutput, Guest, ModuleInfo, ToolError, ToolFlags, arguments};
+use schemars::JsonSchema;
 
-struct Time;
-mcpist_plugin::export!(Time);
+use mcpist_plugin::{Call, Declaration, ToolError, ToolFlags, ToolSpec};
 
-impl Guest for Time {
-    fn describe() -> ModuleInfo {
-        let pure = ToolFlags::READ_ONLY | ToolFlags::IDEMPOTENT | ToolFlags::CONCURRENCY_SAFE;
-        let zoned_output = zoned_schema();
-        let datetime = json!({"type": "string", "description": "RFC 9557, RFC 3339, civil date-time (2026-03-08T02:30) or date (2026-03-08)."});
-        let zone = json!({"type": "string", "description": "IANA time zone, e.g. Europe/Paris. Default UTC."});
-        let tool =
-            |name: &str, description: &str, flags: ToolFlags, input: Value, output: &Value| {
-                mcpist_plugin::tool(name, description, flags, &input, Some(output))
-            };
-        ModuleInfo {
-            name: "time".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "Dates and times: the current time in any time zone, zone conversion, parsing and formatting, and date arithmetic.".into(),
-            tools: vec![
-                tool(
-                    "now",
-                    "The current date and time in an IANA time zone (UTC by default).",
-                    // Not idempotent: the answer changes with time.
-                    ToolFlags::READ_ONLY | ToolFlags::CONCURRENCY_SAFE,
-                    json!({"type": "object", "properties": {"zone": zone}}),
-                    &zoned_output,
-                ),
-                tool(
-                    "convert",
-                    "Express a date-time in another time zone.",
-                    pure,
-                    json!({
-                        "type": "object",
-                        "properties": {"datetime": datetime, "zone": zone, "to_zone": {"type": "string", "description": "Target IANA time zone."}},
-                        "required": ["datetime", "to_zone"]
-                    }),
-                    &zoned_output,
-                ),
-                tool(
-                    "format",
-                    "Format a date-time with a strftime pattern, e.g. \"%A %d %B %Y, %H:%M %Z\".",
-                    pure,
-                    json!({
-                        "type": "object",
-                        "properties": {"datetime": datetime, "zone": zone, "format": {"type": "string"}},
-                        "required": ["datetime", "format"]
-                    }),
-                    &json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
-                ),
-                tool(
-                    "parse",
-                    "Parse text with a strftime pattern (e.g. \"%d/%m/%Y %H:%M\") into a date-time. Text without an offset or zone is read in `zone`.",
-                    pure,
-                    json!({
-                        "type": "object",
-                        "properties": {"text": {"type": "string"}, "format": {"type": "string"}, "zone": zone},
-                        "required": ["text", "format"]
-                    }),
-                    &zoned_output,
-                ),
-                tool(
-                    "add",
-                    "Add a duration to a date-time, in its time zone (so adding 1 day across a DST change keeps the wall-clock time). The duration is ISO 8601 (P1DT2H, -P3W) or friendly (\"1 day 2 hours\", \"-3 weeks\").",
-                    pure,
-                    json!({
-                        "type": "object",
-                        "properties": {"datetime": datetime, "zone": zone, "duration": {"type": "string"}},
-                        "required": ["datetime", "duration"]
-                    }),
-                    &zoned_output,
-                ),
-                tool(
-                    "difference",
-                    "The duration from `start` to `end`, balanced up to the largest unit asked for (default days).",
-                    pure,
-                    json!({
-                        "type": "object",
-                        "properties": {
-                            "start": datetime,
-                            "end": datetime,
-                            "zone": zone,
-                            "largest": {"type": "string", "enum": ["years", "months", "weeks", "days", "hours", "minutes", "seconds"], "default": "days"}
-                        },
-                        "required": ["start", "end"]
-                    }),
-                    &json!({
-                        "type": "object",
-                        "properties": {
-                            "iso8601": {"type": "string"},
-                            "friendly": {"type": "string"},
-                            "total_seconds": {"type": "number"}
-                        },
-                        "required": ["iso8601", "friendly", "total_seconds"]
-                    }),
-                ),
-            ],
-            hosts: vec![],
-            credentials: vec![],
-        }
-    }
+mcpist_plugin::module!(declaration);
 
-    fn call(tool: String, args: String, _context: CallContext) -> Result<CallOutput, ToolError> {
-        let result = match tool.as_str() {
-            "now" => now(arguments(&args)?),
-            "convert" => convert(arguments(&args)?),
-            "format" => format(arguments(&args)?),
-            "parse" => parse(arguments(&args)?),
-            "add" => add(arguments(&args)?),
-            "difference" => difference(arguments(&args)?),
-            other => {
-                return Err(ToolError::UnknownTool(format!(
-                    "time has no tool named {other:?}"
-                )));
-            }
-        }?;
-        Ok(mcpist_plugin::structured(&result))
-    }
+fn declaration() -> Declaration {
+    let pure = ToolFlags::READ_ONLY | ToolFlags::IDEMPOTENT | ToolFlags::CONCURRENCY_SAFE;
+    let zoned = |name: &str, description: &str, flags: ToolFlags| {
+        ToolSpec::new(name, description, flags).output(zoned_schema())
+    };
+    Declaration::new(
+        "time",
+        env!("CARGO_PKG_VERSION"),
+        "Dates and times: the current time in any time zone, zone conversion, parsing and formatting, and date arithmetic.",
+    )
+    .tool(
+        zoned(
+            "now",
+            "The current date and time in an IANA time zone (UTC by default).",
+            // Not idempotent: the answer changes with time.
+            ToolFlags::READ_ONLY | ToolFlags::CONCURRENCY_SAFE,
+        ),
+        now,
+    )
+    .tool(zoned("convert", "Express a date-time in another time zone.", pure), convert)
+    .tool(
+        ToolSpec::new(
+            "format",
+            "Format a date-time with a strftime pattern, e.g. \"%A %d %B %Y, %H:%M %Z\".",
+            pure,
+        )
+        .output(json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]})),
+        format,
+    )
+    .tool(
+        zoned(
+            "parse",
+            "Parse text with a strftime pattern (e.g. \"%d/%m/%Y %H:%M\") into a date-time. Text without an offset or zone is read in `zone`.",
+            pure,
+        ),
+        parse,
+    )
+    .tool(
+        zoned(
+            "add",
+            "Add a duration to a date-time, in its time zone (so adding 1 day across a DST change keeps the wall-clock time). The duration is ISO 8601 (P1DT2H, -P3W) or friendly (\"1 day 2 hours\", \"-3 weeks\").",
+            pure,
+        ),
+        add,
+    )
+    .tool(
+        ToolSpec::new(
+            "difference",
+            "The duration from `start` to `end`, balanced up to the largest unit asked for (default days).",
+            pure,
+        )
+        .output(json!({
+            "type": "object",
+            "properties": {
+                "iso8601": {"type": "string"},
+                "friendly": {"type": "string"},
+                "total_seconds": {"type": "number"}
+            },
+            "required": ["iso8601", "friendly", "total_seconds"]
+        })),
+        difference,
+    )
 }
 
 fn zoned_schema() -> Value {
@@ -192,51 +142,60 @@ fn describe_zoned(z: &Zoned) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct NowArgs {
+    /// IANA time zone, e.g. Europe/Paris. Default UTC.
     zone: Option<String>,
 }
 
-fn now(args: NowArgs) -> Result<Value, ToolError> {
+fn now(args: NowArgs, _: &mut Call) -> Result<Value, ToolError> {
     let tz = zone(args.zone.as_deref())?;
     Ok(describe_zoned(&Timestamp::now().to_zoned(tz)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct ConvertArgs {
+    /// RFC 9557, RFC 3339, civil date-time (2026-03-08T02:30) or date (2026-03-08).
     datetime: String,
+    /// IANA time zone of a civil date-time, e.g. Europe/Paris. Default UTC.
     zone: Option<String>,
+    /// Target IANA time zone.
     to_zone: String,
 }
 
-fn convert(args: ConvertArgs) -> Result<Value, ToolError> {
+fn convert(args: ConvertArgs, _: &mut Call) -> Result<Value, ToolError> {
     let from = read_datetime(&args.datetime, &zone(args.zone.as_deref())?)?;
     let to = zone(Some(&args.to_zone))?;
     Ok(describe_zoned(&from.with_time_zone(to)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct FormatArgs {
+    /// RFC 9557, RFC 3339, civil date-time (2026-03-08T02:30) or date (2026-03-08).
     datetime: String,
+    /// IANA time zone of a civil date-time, e.g. Europe/Paris. Default UTC.
     zone: Option<String>,
+    /// strftime pattern.
     format: String,
 }
 
-fn format(args: FormatArgs) -> Result<Value, ToolError> {
+fn format(args: FormatArgs, _: &mut Call) -> Result<Value, ToolError> {
     let z = read_datetime(&args.datetime, &zone(args.zone.as_deref())?)?;
     let text = jiff::fmt::strtime::format(args.format.as_bytes(), &z)
         .map_err(|e| invalid("cannot format with", &args.format, e))?;
     Ok(json!({"text": text}))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct ParseArgs {
     text: String,
+    /// strftime pattern.
     format: String,
+    /// IANA time zone for text without an offset or zone. Default UTC.
     zone: Option<String>,
 }
 
-fn parse(args: ParseArgs) -> Result<Value, ToolError> {
+fn parse(args: ParseArgs, _: &mut Call) -> Result<Value, ToolError> {
     let tz = zone(args.zone.as_deref())?;
     let tm = jiff::fmt::strtime::parse(args.format.as_bytes(), args.text.as_bytes())
         .map_err(|e| invalid("cannot parse", &args.text, e))?;
@@ -252,14 +211,17 @@ fn parse(args: ParseArgs) -> Result<Value, ToolError> {
     Ok(describe_zoned(&zoned))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct AddArgs {
+    /// RFC 9557, RFC 3339, civil date-time (2026-03-08T02:30) or date (2026-03-08).
     datetime: String,
+    /// IANA time zone of a civil date-time, e.g. Europe/Paris. Default UTC.
     zone: Option<String>,
+    /// ISO 8601 (P1DT2H, -P3W) or friendly ("1 day 2 hours", "-3 weeks").
     duration: String,
 }
 
-fn add(args: AddArgs) -> Result<Value, ToolError> {
+fn add(args: AddArgs, _: &mut Call) -> Result<Value, ToolError> {
     let z = read_datetime(&args.datetime, &zone(args.zone.as_deref())?)?;
     let span: Span = args
         .duration
@@ -274,33 +236,44 @@ fn add(args: AddArgs) -> Result<Value, ToolError> {
     Ok(describe_zoned(&result))
 }
 
-#[derive(Deserialize)]
-struct DifferenceArgs {
-    start: String,
-    end: String,
-    zone: Option<String>,
-    largest: Option<String>,
+#[derive(Deserialize, Serialize, JsonSchema, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Largest {
+    Years,
+    Months,
+    Weeks,
+    #[default]
+    Days,
+    Hours,
+    Minutes,
+    Seconds,
 }
 
-fn difference(args: DifferenceArgs) -> Result<Value, ToolError> {
+#[derive(Deserialize, JsonSchema)]
+struct DifferenceArgs {
+    /// RFC 9557, RFC 3339, civil date-time (2026-03-08T02:30) or date (2026-03-08).
+    start: String,
+    /// RFC 9557, RFC 3339, civil date-time (2026-03-08T02:30) or date (2026-03-08).
+    end: String,
+    /// IANA time zone of civil date-times, e.g. Europe/Paris. Default UTC.
+    zone: Option<String>,
+    /// The largest unit of the result.
+    #[serde(default)]
+    largest: Largest,
+}
+
+fn difference(args: DifferenceArgs, _: &mut Call) -> Result<Value, ToolError> {
     let tz = zone(args.zone.as_deref())?;
     let start = read_datetime(&args.start, &tz)?;
     let end = read_datetime(&args.end, &tz)?;
-    let largest = match args.largest.as_deref().unwrap_or("days") {
-        "years" => Unit::Year,
-        "months" => Unit::Month,
-        "weeks" => Unit::Week,
-        "days" => Unit::Day,
-        "hours" => Unit::Hour,
-        "minutes" => Unit::Minute,
-        "seconds" => Unit::Second,
-        other => {
-            return Err(invalid(
-                "unknown unit",
-                other,
-                "use years, months, weeks, days, hours, minutes or seconds",
-            ));
-        }
+    let largest = match args.largest {
+        Largest::Years => Unit::Year,
+        Largest::Months => Unit::Month,
+        Largest::Weeks => Unit::Week,
+        Largest::Days => Unit::Day,
+        Largest::Hours => Unit::Hour,
+        Largest::Minutes => Unit::Minute,
+        Largest::Seconds => Unit::Second,
     };
     let span = start
         .until(ZonedDifference::new(&end).largest(largest))

@@ -2,84 +2,69 @@
 //! fetched with `wstd`'s HTTP client (wasi:http, sent by the host through
 //! its egress rules).
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use mcpist_plugin::{
-    CallContext, CallOutput, Guest, ModuleInfo, ToolError, ToolFlags, arguments, structured, tool,
-};
+use mcpist_plugin::{Declaration, ToolError, ToolFlags, ToolSpec};
 
-struct Example;
-mcpist_plugin::export!(Example);
+mcpist_plugin::module!(declaration);
 
-#[derive(Deserialize)]
+fn declaration() -> Declaration {
+    Declaration::new(
+        "example-rust",
+        env!("CARGO_PKG_VERSION"),
+        "Example module in Rust: word statistics and web page titles.",
+    )
+    .host("https://example.com")
+    .tool(
+        ToolSpec::new(
+            "word_stats",
+            "Word statistics of a passage: how many words (runs of letters, digits and underscores), how many distinct ones ignoring case, and the longest.",
+            ToolFlags::READ_ONLY | ToolFlags::IDEMPOTENT | ToolFlags::CONCURRENCY_SAFE,
+        )
+        .output(json!({
+            "type": "object",
+            "properties": {
+                "words": {"type": "integer"},
+                "unique_words": {"type": "integer"},
+                "longest": {"type": "string"}
+            },
+            "required": ["words", "unique_words", "longest"]
+        })),
+        |WordStats { text }, _| {
+            // A bug, on purpose: shows how a panic is reported.
+            assert!(text != "crash", "the example crashed on purpose");
+            Ok(word_stats(&text))
+        },
+    )
+    .tool(
+        ToolSpec::new(
+            "page_title",
+            "Fetch a page from https://example.com and return its HTTP status and <title>.",
+            ToolFlags::READ_ONLY | ToolFlags::OPEN_WORLD | ToolFlags::CONCURRENCY_SAFE,
+        )
+        .output(json!({
+            "type": "object",
+            "properties": {"status": {"type": "integer"}, "title": {"type": "string"}},
+            "required": ["status", "title"]
+        })),
+        |PageTitle { url }, _| wstd::runtime::block_on(page_title(url)),
+    )
+}
+
+#[derive(Deserialize, JsonSchema)]
 struct WordStats {
     text: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct PageTitle {
+    /// An https:// URL on example.com.
     url: String,
 }
 
-impl Guest for Example {
-    fn describe() -> ModuleInfo {
-        let pure = ToolFlags::READ_ONLY | ToolFlags::IDEMPOTENT | ToolFlags::CONCURRENCY_SAFE;
-        ModuleInfo {
-            name: "example-rust".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "Example module in Rust: word statistics and web page titles.".into(),
-            tools: vec![
-                tool(
-                    "word_stats",
-                    "Word statistics of a passage: how many words (runs of letters, digits and underscores), how many distinct ones ignoring case, and the longest.",
-                    pure,
-                    &json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
-                    Some(&json!({
-                        "type": "object",
-                        "properties": {
-                            "words": {"type": "integer"},
-                            "unique_words": {"type": "integer"},
-                            "longest": {"type": "string"}
-                        },
-                        "required": ["words", "unique_words", "longest"]
-                    })),
-                ),
-                tool(
-                    "page_title",
-                    "Fetch a page from https://example.com and return its HTTP status and <title>.",
-                    ToolFlags::READ_ONLY | ToolFlags::OPEN_WORLD | ToolFlags::CONCURRENCY_SAFE,
-                    &json!({"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}),
-                    Some(&json!({
-                        "type": "object",
-                        "properties": {"status": {"type": "integer"}, "title": {"type": "string"}},
-                        "required": ["status", "title"]
-                    })),
-                ),
-            ],
-            hosts: vec!["https://example.com".into()],
-            credentials: vec![],
-        }
-    }
-
-    fn call(tool: String, args: String, _: CallContext) -> Result<CallOutput, ToolError> {
-        match tool.as_str() {
-            "word_stats" => {
-                let WordStats { text } = arguments(&args)?;
-                // A bug, on purpose: shows how a panic is reported.
-                assert!(text != "crash", "the example crashed on purpose");
-                Ok(structured(&word_stats(&text)))
-            }
-            "page_title" => {
-                let PageTitle { url } = arguments(&args)?;
-                wstd::runtime::block_on(page_title(url)).map(|v| structured(&v))
-            }
-            _ => Err(ToolError::UnknownTool(tool)),
-        }
-    }
-}
-
-fn word_stats(text: &str) -> serde_json::Value {
+fn word_stats(text: &str) -> Value {
     let words: Vec<&str> = text
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty())
@@ -94,7 +79,7 @@ fn word_stats(text: &str) -> serde_json::Value {
     json!({"words": words.len(), "unique_words": unique.len(), "longest": longest})
 }
 
-async fn page_title(url: String) -> Result<serde_json::Value, ToolError> {
+async fn page_title(url: String) -> Result<Value, ToolError> {
     use wstd::http::{Body, Client, Request};
     if !url.starts_with("https://") {
         return Err(ToolError::InvalidArguments(format!(

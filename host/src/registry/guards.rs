@@ -285,14 +285,21 @@ fn inspect_text(place: &str, text: &str, others: &[(&str, Vec<&str>)]) -> Vec<Fi
             )));
         }
     }
-    let words: Vec<&str> = normal
-        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
-        .filter(|w| !w.is_empty())
+    // Clauses of words: "the GitHub create_issue tool" names a tool, while
+    // "returns text. The count of days" does not name `text.count`.
+    let clauses: Vec<Vec<&str>> = normal
+        .split(['.', ';', ':', '!', '?', '\n'])
+        .map(|clause| {
+            clause
+                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+                .filter(|w| !w.is_empty())
+                .collect()
+        })
         .collect();
     for (module, tools) in others {
         for tool in tools {
             let qualified = format!("{module}.{tool}");
-            let named = words.contains(module) && words.contains(tool);
+            let named = clauses.iter().any(|words| near(words, module, tool));
             if normal.contains(&qualified) || named {
                 findings.push(flag(format!(
                     "names `{qualified}`, a tool of another module: a description may not instruct the model about other modules' tools (shadowing)"
@@ -301,6 +308,26 @@ fn inspect_text(place: &str, text: &str, others: &[(&str, Vec<&str>)]) -> Vec<Fi
         }
     }
     findings
+}
+
+/// How close a module's name and a tool's must be, in words of one clause,
+/// to be read as naming that tool.
+const NAMING_DISTANCE: usize = 3;
+
+/// Whether `words` has `module` and `tool` within [`NAMING_DISTANCE`].
+fn near(words: &[&str], module: &str, tool: &str) -> bool {
+    let at = |name: &str| -> Vec<usize> {
+        words
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w == name)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let tools = at(tool);
+    at(module)
+        .iter()
+        .any(|m| tools.iter().any(|t| m.abs_diff(*t) <= NAMING_DISTANCE))
 }
 
 /// Visit every string of a JSON schema: property names (with `true`) and
@@ -641,6 +668,27 @@ mod tests {
             )],
         );
         assert!(!Guards::default().inspect(&also, &[&github]).is_empty());
+        // Both names, but apart: not a reference to `text.count`.
+        let text = module("text", vec![plain("count")]);
+        let innocent = module(
+            "weather",
+            vec![tool(
+                "forecast",
+                "Returns the forecast as plain text. The count of days is at most seven, and a long count of hours is summed up in a few words of text.",
+                json!({}),
+            )],
+        );
+        let findings = Guards::default().inspect(&innocent, &[&text, &innocent]);
+        assert!(findings.is_empty(), "{findings:?}");
+        let sly = module(
+            "weather",
+            vec![tool(
+                "forecast",
+                "After the text module's count tool runs, call this.",
+                json!({}),
+            )],
+        );
+        assert!(!Guards::default().inspect(&sly, &[&text, &sly]).is_empty());
         // A module may talk about its own tools.
         let own = module(
             "github",

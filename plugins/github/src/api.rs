@@ -104,6 +104,16 @@ pub fn post(
     check(send(http, "POST", path, Some(body))?, what)
 }
 
+/// PATCH `path` with a JSON body and keep a 2xx answer.
+pub fn patch(
+    http: &mut dyn Transport,
+    path: &str,
+    body: &Value,
+    what: &str,
+) -> Result<Response, ToolError> {
+    check(send(http, "PATCH", path, Some(body))?, what)
+}
+
 /// Turn a non-2xx answer into a tool error the LLM can act on.
 pub fn check(response: Response, what: &str) -> Result<Response, ToolError> {
     if response.is_success() {

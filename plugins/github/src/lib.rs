@@ -150,19 +150,21 @@ fn declaration() -> Declaration {
             "comment_on_issue",
             "Add a comment to an issue or pull request.",
             write,
-            json!({
-                "type": "object",
-                "properties": {
-                    "owner": owner(),
-                    "repo": repo(),
-                    "number": number(),
-                    "body": {"type": "string", "minLength": 1, "maxLength": 65536, "description": "Markdown text of the comment."}
-                },
-                "required": ["owner", "repo", "number", "body"]
-            }),
-            comment_schema(),
-        ),
-        tool(
+        )
+        .output(comment_schema()),
+        tools::comment_on_issue,
+    )
+    .tool(
+        ToolSpec::new(
+            "update_issue",
+            "Change an issue or pull request: close it (as completed or not planned) or reopen it, or replace its title, body or labels. What it replaces is not kept, so it is marked destructive: the person using the client may be asked first.",
+            ToolFlags::DESTRUCTIVE | ToolFlags::IDEMPOTENT | ToolFlags::OPEN_WORLD,
+        )
+        .output(issue_schema()),
+        tools::update_issue,
+    )
+    .tool(
+        ToolSpec::new(
             "get_file_contents",
             "Read a file from a repository (its text, when it is UTF-8; at most 100000 characters), or list a directory's entries. The path is from the repository root; an empty path lists the root.",
             read,

@@ -191,6 +191,7 @@ fn describes_itself_deterministically() {
             "get_issue",
             "create_issue",
             "comment_on_issue",
+            "update_issue",
             "get_file_contents"
         ]
     );
@@ -570,6 +571,54 @@ fn every_tool_against_the_stand_in() {
     assert_eq!(seen["issue"]["title"], "From the test");
     assert_eq!(seen["issue"]["comments"], 1);
     assert_eq!(seen["comments"][0]["body"], "A comment");
+    let closed = run(
+        &mut alice,
+        "update_issue",
+        json!({"owner": "alice", "repo": "notes", "number": 2, "state": "closed", "state_reason": "not_planned", "labels": []}),
+    )
+    .unwrap();
+    assert_eq!(
+        (&closed["state"], &closed["state_reason"], &closed["labels"]),
+        (&json!("closed"), &json!("not_planned"), &json!([]))
+    );
+    assert_eq!(closed["title"], "From the test", "what is not given stays");
+    let reopened = run(
+        &mut alice,
+        "update_issue",
+        json!({"owner": "alice", "repo": "notes", "number": 2, "state": "open", "title": "Renamed"}),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            &reopened["state"],
+            &reopened["state_reason"],
+            &reopened["title"]
+        ),
+        (&json!("open"), &json!("reopened"), &json!("Renamed"))
+    );
+    for (arguments, expected) in [
+        (json!({"number": 2}), "nothing to change"),
+        (
+            json!({"number": 2, "state_reason": "completed"}),
+            "state_reason goes with state",
+        ),
+    ] {
+        let mut arguments = arguments;
+        arguments["owner"] = json!("alice");
+        arguments["repo"] = json!("notes");
+        let (kind, message) = error_text(run(&mut alice, "update_issue", arguments));
+        assert_eq!(kind, "invalid");
+        assert!(message.contains(expected), "{message}");
+    }
+    let (_, message) = error_text(run(
+        &mut alice,
+        "update_issue",
+        json!({"owner": "alice", "repo": "notes", "number": 99, "state": "closed"}),
+    ));
+    assert!(
+        message.contains("issue #99 in alice/notes was not found"),
+        "{message}"
+    );
     let (kind, _) = error_text(run(
         &mut alice,
         "create_issue",

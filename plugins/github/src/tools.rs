@@ -409,7 +409,86 @@ pub fn create_issue(args: CreateIssueArgs, call: &mut Call) -> Result<Value, Too
         body["assignees"] = json!(assignees);
     }
     let what = format!("repository {}/{}", args.owner, args.repo);
-    let issue: Value = api::post(http, &path, &body, &what)?.json()?;
+    let issue: Value = api::post(call.http, &path, &body, &what)?.json()?;
+    Ok(shape::issue(&issue, None))
+}
+
+/// The state an issue is set to.
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NewState {
+    Open,
+    Closed,
+}
+
+/// Why an issue is closed, or that it is reopened.
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StateReason {
+    Completed,
+    NotPlanned,
+    Reopened,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateIssueArgs {
+    /// The user or organisation that owns the repository, e.g. rust-lang.
+    owner: Name,
+    /// The repository name without its owner, e.g. cargo.
+    repo: Name,
+    /// The issue or pull request number.
+    #[schemars(range(min = 1))]
+    number: u64,
+    /// open to reopen it, closed to close it.
+    state: Option<NewState>,
+    /// With state: closed as completed (the default) or not_planned; reopened with open.
+    state_reason: Option<StateReason>,
+    /// The new title, replacing the old one.
+    #[schemars(length(min = 1, max = 256))]
+    title: Option<String>,
+    /// The new Markdown body, replacing the old one.
+    #[schemars(length(max = 65536))]
+    body: Option<String>,
+    /// The label names it will have, replacing all it has; [] removes them all.
+    #[schemars(length(max = 100), inner(length(min = 1, max = 100)))]
+    labels: Option<Vec<String>>,
+}
+
+pub fn update_issue(args: UpdateIssueArgs, call: &mut Call) -> Result<Value, ToolError> {
+    let number = args.number;
+    let mut body = serde_json::Map::new();
+    if let Some(state) = &args.state {
+        body.insert("state".into(), json!(wire(state)));
+    }
+    if let Some(reason) = &args.state_reason {
+        if args.state.is_none() {
+            return Err(ToolError::InvalidArguments(
+                "state_reason goes with state: closed (completed or not_planned) or open (reopened)".into(),
+            ));
+        }
+        body.insert("state_reason".into(), json!(wire(reason)));
+    }
+    if let Some(title) = &args.title {
+        body.insert("title".into(), json!(non_empty("title", title)?));
+    }
+    if let Some(text) = args.body {
+        body.insert("body".into(), json!(text));
+    }
+    if let Some(labels) = args.labels {
+        body.insert("labels".into(), json!(labels));
+    }
+    if body.is_empty() {
+        return Err(ToolError::InvalidArguments(
+            "nothing to change: give state, title, body or labels".into(),
+        ));
+    }
+    let path = format!(
+        "{}/issues/{number}",
+        repo_path(&args.owner.0, &args.repo.0)?
+    );
+    let what = format!("issue #{number} in {}/{}", args.owner, args.repo);
+    let issue: Value = api::patch(call.http, &path, &Value::Object(body), &what)?.json()?;
     Ok(shape::issue(&issue, None))
 }
 
@@ -420,8 +499,11 @@ pub struct CommentArgs {
     owner: Name,
     /// The repository name without its owner, e.g. cargo.
     repo: Name,
-    /// File or directory path, e.g. src/main.rs or docs.
+    /// The issue or pull request number.
+    #[schemars(range(min = 1))]
     number: u64,
+    /// Markdown text of the comment.
+    #[schemars(length(min = 1, max = 65536))]
     body: String,
 }
 
@@ -444,11 +526,13 @@ pub struct ContentsArgs {
     owner: Name,
     /// The repository name without its owner, e.g. cargo.
     repo: Name,
-    /// The issue or pull request number.
-    #[schemars(range(min = 1))]
+    /// File or directory path, e.g. src/main.rs or docs.
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     path: String,
+    /// Branch, tag or commit SHA; default: the repository's default branch.
     #[serde(rename = "ref")]
+    #[schemars(length(max = 255))]
     reference: Option<String>,
 }
 
@@ -472,8 +556,3 @@ pub fn get_file_contents(args: ContentsArgs, call: &mut Call) -> Result<Value, T
     let answer: Value = api::get(call.http, &path, &what)?.json()?;
     Ok(shape::contents(&answer, shown, reference.as_deref()))
 }
-    /// Markdown text of the comment.
-    #[schemars(length(min = 1, max = 65536))]
-    #[schemars(length(max = 1000))]
-    /// Branch, tag or commit SHA; default: the repository's default branch.
-    #[schemars(length(max = 255))]

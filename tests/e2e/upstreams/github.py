@@ -471,6 +471,8 @@ class Handler(serving.ApiHandler):
                     raise not_found()
                 if rest[2:] == [] and method == "GET":
                     return 200, issue
+                if rest[2:] == [] and method == "PATCH":
+                    return 200, self.update_issue(repo, issue, self.json_body(raw_body))
                 if rest[2:] == ["comments"] and method == "GET":
                     return 200, self.paginate(path, repo.comments[number])
                 if rest[2:] == ["comments"] and method == "POST":
@@ -651,6 +653,37 @@ class Handler(serving.ApiHandler):
         number = max(repo.issues, default=0) + 1
         issue = make_issue(repo, number, title, text, author=login, labels=labels, assignees=assignees)
         issue["created_at"] = issue["updated_at"] = now()
+        return issue
+
+    def update_issue(self, repo, issue, body):
+        """PATCH /repos/{owner}/{repo}/issues/{number}: what is given
+        replaces what was there."""
+        if "title" in body:
+            if not isinstance(body["title"], str) or not body["title"].strip():
+                raise validation_failed("Issue", "title", "invalid")
+            issue["title"] = body["title"]
+        if "body" in body:
+            if body["body"] is not None and not isinstance(body["body"], str):
+                raise validation_failed("Issue", "body", "invalid")
+            issue["body"] = body["body"]
+        if "labels" in body:
+            names = body["labels"]
+            if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+                raise validation_failed("Issue", "labels", "invalid")
+            issue["labels"] = [label_object(repo.full_name, n) for n in names]
+        state, reason = body.get("state"), body.get("state_reason")
+        if state not in (None, "open", "closed"):
+            raise validation_failed("Issue", "state", "invalid")
+        if reason not in (None, "completed", "not_planned", "reopened"):
+            raise validation_failed("Issue", "state_reason", "invalid")
+        if reason is not None and (state is None or (reason == "reopened") != (state == "open")):
+            raise validation_failed("Issue", "state_reason", "invalid")
+        if state == "closed":
+            issue["state"], issue["state_reason"] = "closed", reason or "completed"
+            issue["closed_at"] = now()
+        elif state == "open" and issue["state"] == "closed":
+            issue["state"], issue["state_reason"], issue["closed_at"] = "open", "reopened", None
+        issue["updated_at"] = now()
         return issue
 
     def create_comment(self, repo, number, login, body):

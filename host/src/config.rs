@@ -24,7 +24,7 @@ use crate::exchanger::{
     ClientAuth, DEFAULT_REFRESH_SKEW, EndpointSource, Endpoints, OAuthApp, presets,
 };
 use crate::oauth::JwtSettings;
-use crate::policy::{AccountMaskFiles, MaskFile, Masks};
+use crate::policy::{AccountMaskFiles, ConsentFile, ConsentPolicy, MaskFile, Masks};
 use crate::registry::Guards;
 use crate::runtime::Limits;
 use crate::secure_url::https_or_loopback;
@@ -97,6 +97,9 @@ struct ConfigFile {
     /// Service → account → what may act for it.
     #[serde(default)]
     account_masks: AccountMaskFiles,
+    /// Which calls wait for the person at the client to agree.
+    #[serde(default)]
+    consent: ConsentFile,
     #[serde(default)]
     guards: GuardsFile,
     #[serde(default)]
@@ -301,6 +304,8 @@ pub struct Config {
     pub serve: ServeSettings,
     /// What each client (and each account) may see and call, compiled.
     pub masks: Arc<Masks>,
+    /// Which calls wait for the person at the client to agree, compiled.
+    pub consent: Arc<ConsentPolicy>,
     /// The guards run on every module's declaration.
     pub guards: Guards,
     /// Where compiled modules are kept across starts; none when disabled.
@@ -460,6 +465,10 @@ impl Config {
             audit: audit(file.audit, &paths),
             serve: serve(file.serve, &paths, &source)?,
             masks: Arc::new(masks(&file.masks, &file.account_masks, &source)?),
+            consent: Arc::new(
+                ConsentPolicy::compile(&file.consent)
+                    .map_err(|error| source.invalid("consent", None, "", error.to_string()))?,
+            ),
             compiled_cache: file
                 .cache
                 .enabled

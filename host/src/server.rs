@@ -113,6 +113,7 @@ impl<'a> ServerBuilder<'a> {
             audit,
             record_arguments: config.audit.arguments,
             fair_share: FairShare::new(config.limits.concurrent_calls as usize),
+            consent: config.consent.clone(),
         });
         Ok(Server {
             calls,
@@ -172,6 +173,7 @@ impl Server {
         Session {
             client: "stdio".to_owned(),
             flat: self.config.serve.tools == ToolMode::Flat,
+            pending_consents: Arc::default(),
         }
     }
 

@@ -160,9 +160,12 @@ def test_a_session_belongs_to_the_client_that_opened_it(home):
         ended = httpx2.delete(f"{base}/mcp", headers=headers(mallory, session))
         assert ended.status_code == 404
         assert httpx2.post(f"{base}/mcp", json=tools_list, headers=headers(alice, session)).status_code == 200
-        # Alice ends it herself.
-        assert httpx2.delete(f"{base}/mcp", headers=headers(alice, session)).status_code in (200, 202)
+        # Alice ends it herself; then it is gone, for every method.
+        assert httpx2.delete(f"{base}/mcp", headers=headers(alice, session)).status_code == 204
         assert httpx2.post(f"{base}/mcp", json=tools_list, headers=headers(alice, session)).status_code == 404
+        assert httpx2.delete(f"{base}/mcp", headers=headers(alice, session)).status_code == 404
+        # As is a session that never was.
+        assert httpx2.delete(f"{base}/mcp", headers=headers(alice, "no-such-session")).status_code == 404
     assert "another client's MCP session" in (home / "serve.log").read_text()
 
 

@@ -205,7 +205,7 @@ async def test_a_hostile_module_cannot_break_the_session(home):
     assert host_log.stat().st_mode & 0o777 == 0o600
 
 
-def test_a_message_too_deep_or_too_large_is_answered_with_an_error(home):
+def test_a_message_not_json_too_deep_or_too_large_is_answered_with_an_error(home):
     """The MCP library drops such lines silently; the client would wait for
     an answer forever. They are answered under their own id instead."""
     process = subprocess.Popen(
@@ -240,7 +240,16 @@ def test_a_message_too_deep_or_too_large_is_answered_with_an_error(home):
         # No id to be found: answered anyway, with no id.
         send(b"[" * 300 + b"]" * 300 + b"\n")
         reply = answer()
-        assert "error" in reply and reply.get("id") is None, reply
+        assert reply["error"]["code"] == -32700 and "id" not in reply, reply
+        # A line that is not JSON: JSON-RPC's parse error, under its id
+        # when one can be read, else with none.
+        send(b'{"jsonrpc":"2.0","id":8,"method":tools/list}\n')
+        reply = answer()
+        assert reply["id"] == 8 and reply["error"]["code"] == -32700, reply
+        assert reply["error"]["message"].startswith("Parse error: the message is not JSON"), reply
+        send(b"hello?\n")
+        reply = answer()
+        assert reply == {"jsonrpc": "2.0", "error": reply["error"]} and reply["error"]["code"] == -32700, reply
         # And the session goes on.
         send({"jsonrpc": "2.0", "id": 9, "method": "ping"})
         assert answer() == {"jsonrpc": "2.0", "id": 9, "result": {}}

@@ -101,6 +101,12 @@ pub enum Outcome {
     /// The client cancelled the call (or went away) and it was stopped;
     /// what it sent before that is in `outbound`.
     Cancelled,
+    /// The person at the client was asked for consent and did not give
+    /// it (declined, dismissed, or no answer in time); nothing ran.
+    Declined,
+    /// Consent was asked for in a round of its own (MCP 2026-07-28);
+    /// nothing ran, and the client's answer comes as a new call.
+    ConsentAsked,
 }
 
 impl Outcome {
@@ -112,6 +118,8 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Failed => "failed",
             Outcome::Cancelled => "cancelled",
+            Outcome::Declined => "declined",
+            Outcome::ConsentAsked => "consent_asked",
         }
     }
 }

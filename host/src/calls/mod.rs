@@ -16,7 +16,12 @@
 mod fair_share;
 
 pub(crate) use fair_share::FairShare;
+mod consent;
 mod views;
+mod watch;
+
+pub use consent::{ConsentAnswer, ConsentAsker, ConsentQuestion};
+pub use watch::CallWatcher;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,7 +35,7 @@ use crate::broker::{Account, Broker};
 use crate::catalog::live::LiveCatalog;
 use crate::catalog::{Catalog, LookupError, ServedModule, ServedTool};
 use crate::egress::{CallEgress, Egress, OutboundRecord};
-use crate::policy::{Mask, Masks};
+use crate::policy::{ConsentPolicy, Decision, Mask, Masks};
 use crate::runtime::{CallContext, CallError, GuestCall, ModuleError, Runtime, ToolOutput};
 pub use views::{ModuleSchema, ModuleSummary, ServiceAccounts, ToolView};
 
@@ -123,6 +128,50 @@ pub enum InvokeError {
     /// The request was too malformed to name a tool; the text says how.
     #[error("{0}")]
     Malformed(String),
+    /// The owner's consent policy refuses this tool to this client.
+    #[error(
+        "{module}.{tool} is refused to this client by the owner's consent policy ([consent] in mcpist.toml); nothing ran"
+    )]
+    ConsentDenied {
+        /// The module.
+        module: String,
+        /// The tool.
+        tool: String,
+    },
+    /// The person at the client was asked and did not agree.
+    #[error("the person using this client {answer} {module}.{tool}, so it did not run")]
+    Declined {
+        /// The module.
+        module: String,
+        /// The tool.
+        tool: String,
+        /// What they did: declined it, dismissed the question, or did not
+        /// answer in time.
+        answer: String,
+    },
+    /// The call needs the person's consent and they cannot be asked.
+    #[error(
+        "{module}.{tool} runs only with the consent of the person using this client, and {reason}; nothing ran. To let this client run it without asking, the owner adds to mcpist.toml:\n{rule}"
+    )]
+    ConsentUnavailable {
+        /// The module.
+        module: String,
+        /// The tool.
+        tool: String,
+        /// Why they cannot be asked.
+        reason: String,
+        /// The `mcpist.toml` rule that would allow it.
+        rule: String,
+    },
+    /// Consent was asked for in a round of its own (MCP 2026-07-28): the
+    /// client answers by sending the call again, and nothing ran yet.
+    #[error("{module}.{tool} waits for the consent of the person using this client")]
+    ConsentAsked {
+        /// The module.
+        module: String,
+        /// The tool.
+        tool: String,
+    },
 }
 
 impl InvokeError {
@@ -134,7 +183,11 @@ impl InvokeError {
             | InvokeError::InvalidArguments { .. }
             | InvokeError::Account { .. }
             | InvokeError::AuditUnavailable { .. }
-            | InvokeError::Malformed(_) => Outcome::Refused,
+            | InvokeError::Malformed(_)
+            | InvokeError::ConsentDenied { .. }
+            | InvokeError::ConsentUnavailable { .. } => Outcome::Refused,
+            InvokeError::Declined { .. } => Outcome::Declined,
+            InvokeError::ConsentAsked { .. } => Outcome::ConsentAsked,
             InvokeError::Call(CallError::Cancelled { .. }) => Outcome::Cancelled,
             InvokeError::Call(_) | InvokeError::InvalidOutput { .. } => Outcome::Failed,
         }
@@ -165,6 +218,19 @@ pub struct CallService {
     pub(crate) record_arguments: bool,
     /// The sandbox pool, shared fairly between clients.
     pub(crate) fair_share: Arc<FairShare>,
+    /// Which calls wait for the person at the client to agree.
+    pub(crate) consent: Arc<ConsentPolicy>,
+}
+
+/// What the client's side offers a call while it runs, when its front end
+/// can: an ear for the module's log lines, and a way to ask the person for
+/// consent. A call without an asker is refused where consent is needed.
+#[derive(Clone, Default)]
+pub struct ClientSide {
+    /// Told of the module's log lines as they happen.
+    pub watcher: Option<Arc<dyn CallWatcher>>,
+    /// Asks the person for consent.
+    pub asker: Option<Arc<dyn ConsentAsker>>,
 }
 
 impl CallService {
@@ -177,6 +243,20 @@ impl CallService {
         call: &ToolCall,
         cancel: &CancellationToken,
     ) -> Result<ToolOutput, InvokeError> {
+        self.call_from(client, call, cancel, ClientSide::default())
+            .await
+    }
+
+    /// [`CallService::call`], with what the client's side offers: its
+    /// watcher told of the call's log lines as they happen, its asker asked
+    /// where the consent policy says so.
+    pub async fn call_from(
+        &self,
+        client: &str,
+        call: &ToolCall,
+        cancel: &CancellationToken,
+        side: ClientSide,
+    ) -> Result<ToolOutput, InvokeError> {
         let started = Instant::now();
         let mut trace = CallTrace {
             account: call.account.clone(),
@@ -187,7 +267,7 @@ impl CallService {
         // freed, permissions fixed) lets calls run again.
         let result = match self.audit.failure() {
             Some(problem) => Err(InvokeError::AuditUnavailable { problem }),
-            None => self.run(client, call, &mut trace, cancel).await,
+            None => self.run(client, call, &mut trace, cancel, side).await,
         };
         let duration_us = started.elapsed().as_micros() as u64;
         self.record(client, call, result.as_ref().err(), trace, duration_us);
@@ -237,6 +317,7 @@ impl CallService {
         call: &ToolCall,
         trace: &mut CallTrace,
         cancel: &CancellationToken,
+        side: ClientSide,
     ) -> Result<ToolOutput, InvokeError> {
         let mask = self.masks.of(client);
         let catalog = self.catalog.get();
@@ -255,6 +336,16 @@ impl CallService {
             account: accounts.values().next().map(|a| a.name.clone()),
         };
         trace.account = context.account.clone();
+        let question = ConsentQuestion {
+            client: client.to_owned(),
+            module: call.module.clone(),
+            tool: call.tool.clone(),
+            account: context.account.clone(),
+            arguments: call.arguments.clone(),
+            destructive: tool.spec.flags.destructive,
+        };
+        self.consent(question, side.asker.as_deref(), cancel)
+            .await?;
         let egress = CallEgress::new(
             self.egress.clone(),
             module.policy.clone(),
@@ -262,6 +353,10 @@ impl CallService {
             accounts,
         );
         let outbound = egress.outbound();
+        let services: Box<dyn crate::runtime::GuestServices> = match side.watcher {
+            Some(watcher) => Box::new(watch::Watched { egress, watcher }),
+            None => Box::new(egress),
+        };
         // Wait for this client's fair turn at the pool, or for the caller
         // to give up.
         let _turn = tokio::select! {
@@ -280,13 +375,7 @@ impl CallService {
         };
         let output = self
             .runtime
-            .call(
-                &module.prepared,
-                &call.module,
-                guest,
-                Box::new(egress),
-                cancel,
-            )
+            .call(&module.prepared, &call.module, guest, services, cancel)
             .await;
         trace.outbound = outbound.records();
         let output = output?.map_err(|error| InvokeError::Module {
@@ -301,6 +390,65 @@ impl CallService {
                 problems,
             })?;
         Ok(output)
+    }
+
+    /// Whether the call may run, as the consent policy says: at once, never,
+    /// or once the person at the client accepts (asked through `asker`,
+    /// while the call holds no sandbox).
+    async fn consent(
+        &self,
+        question: ConsentQuestion,
+        asker: Option<&dyn ConsentAsker>,
+        cancel: &CancellationToken,
+    ) -> Result<(), InvokeError> {
+        let ConsentQuestion {
+            client,
+            module,
+            tool,
+            destructive,
+            ..
+        } = &question;
+        let (module, tool) = (module.clone(), tool.clone());
+        match self.consent.decide(client, &module, &tool, *destructive) {
+            Decision::Allow => return Ok(()),
+            Decision::Deny => return Err(InvokeError::ConsentDenied { module, tool }),
+            Decision::Ask => {}
+        }
+        let unavailable = |reason: String| InvokeError::ConsentUnavailable {
+            rule: crate::policy::consent::rule_for(client, &module, &tool, Decision::Allow),
+            module: module.clone(),
+            tool: tool.clone(),
+            reason,
+        };
+        let Some(asker) = asker else {
+            return Err(unavailable(
+                "this way of calling cannot ask the person".to_owned(),
+            ));
+        };
+        let timeout = self.consent.timeout();
+        let answer = tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                return Err(InvokeError::Call(CallError::Cancelled { module }));
+            }
+            answer = asker.ask(&question, timeout) => answer,
+        };
+        let declined = |answer: String| InvokeError::Declined {
+            module: module.clone(),
+            tool: tool.clone(),
+            answer,
+        };
+        match answer {
+            ConsentAnswer::Accepted => Ok(()),
+            ConsentAnswer::Declined => Err(declined("declined".to_owned())),
+            ConsentAnswer::Cancelled => Err(declined("dismissed the question about".to_owned())),
+            ConsentAnswer::TimedOut => Err(declined(format!(
+                "did not answer within {} s whether to allow",
+                timeout.as_secs()
+            ))),
+            ConsentAnswer::Unsupported(reason) => Err(unavailable(reason)),
+            ConsentAnswer::Deferred => Err(InvokeError::ConsentAsked { module, tool }),
+        }
     }
 
     /// Service → the account this call acts for: the one named, else the

@@ -19,6 +19,12 @@ use crate::server::Server;
 /// A server of the bundled modules (built by `cargo xtask build-plugins`)
 /// pinned by the repository's lock, with its data in `home` and `masks`.
 async fn bundled(home: &Path, masks: BTreeMap<String, MaskFile>) -> Server {
+    let mut config = bundled_config(home);
+    config.masks = Arc::new(Masks::compile(&masks, &BTreeMap::new()).unwrap());
+    Server::builder(&config).build().await.unwrap()
+}
+
+fn bundled_config(home: &Path) -> Config {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     assert!(
         repo.join("plugins/text.wasm").is_file(),
@@ -32,8 +38,7 @@ async fn bundled(home: &Path, masks: BTreeMap<String, MaskFile>) -> Server {
     config.plugins_dir = repo.join("plugins");
     config.lock_file = repo.join("registry.lock");
     config.compiled_cache = None;
-    config.masks = Arc::new(Masks::compile(&masks, &BTreeMap::new()).unwrap());
-    Server::builder(&config).build().await.unwrap()
+    config
 }
 
 fn records(home: &Path) -> Vec<Value> {
@@ -169,5 +174,162 @@ async fn calls_are_refused_with_nothing_run_while_the_audit_log_cannot_be_writte
             .unwrap()
             .problems
             .is_empty()
+    );
+}
+
+/// Answers consent questions from a script, and keeps them.
+struct ScriptedPerson {
+    answers: std::sync::Mutex<Vec<super::ConsentAnswer>>,
+    asked: std::sync::Mutex<Vec<super::ConsentQuestion>>,
+}
+
+#[async_trait::async_trait]
+impl super::ConsentAsker for ScriptedPerson {
+    async fn ask(
+        &self,
+        question: &super::ConsentQuestion,
+        _timeout: std::time::Duration,
+    ) -> super::ConsentAnswer {
+        self.asked.lock().unwrap().push(question.clone());
+        let next = self.answers.lock().unwrap().pop();
+        match next {
+            Some(answer) => answer,
+            // Out of answers: the person never answers.
+            None => std::future::pending().await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_call_the_policy_holds_runs_only_with_the_persons_consent() {
+    use super::{ClientSide, ConsentAnswer};
+    use crate::policy::{ConsentFile, ConsentPolicy, Decision, consent::ConsentRuleFile};
+
+    let home = tempfile::tempdir().unwrap();
+    let rule = |tools: &str, decision| ConsentRuleFile {
+        clients: None,
+        tools: vec![tools.into()],
+        decision,
+    };
+    let policy = ConsentPolicy::compile(&ConsentFile {
+        rules: vec![
+            rule("text.count", Decision::Ask),
+            rule("text.hash", Decision::Deny),
+        ],
+        ..ConsentFile::default()
+    })
+    .unwrap();
+    let mut config = bundled_config(home.path());
+    config.consent = Arc::new(policy);
+    let server = Server::builder(&config).build().await.unwrap();
+    let calls = server.calls();
+    let person = Arc::new(ScriptedPerson {
+        // Popped from the end.
+        answers: std::sync::Mutex::new(vec![
+            ConsentAnswer::Deferred,
+            ConsentAnswer::TimedOut,
+            ConsentAnswer::Accepted,
+            ConsentAnswer::Declined,
+        ]),
+        asked: std::sync::Mutex::default(),
+    });
+    let side = || ClientSide {
+        watcher: None,
+        asker: Some(person.clone()),
+    };
+    let never = CancellationToken::new();
+    let count = ToolCall::new("text", "count", json!({"text": "a b c"}));
+
+    let declined = calls
+        .call_from("desk", &count, &never, side())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(declined, InvokeError::Declined { .. }),
+        "{declined}"
+    );
+    assert!(
+        calls
+            .call_from("desk", &count, &never, side())
+            .await
+            .is_ok()
+    );
+    let late = calls
+        .call_from("desk", &count, &never, side())
+        .await
+        .unwrap_err();
+    assert!(
+        late.to_string().contains("did not answer within 120 s"),
+        "{late}"
+    );
+    let deferred = calls
+        .call_from("desk", &count, &never, side())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(deferred, InvokeError::ConsentAsked { .. }),
+        "{deferred}"
+    );
+    // Asked what runs, as it will run.
+    let asked = person.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 4);
+    assert_eq!(
+        (
+            asked[0].client.as_str(),
+            asked[0].module.as_str(),
+            asked[0].tool.as_str()
+        ),
+        ("desk", "text", "count")
+    );
+    assert_eq!(asked[0].arguments, json!({"text": "a b c"}));
+
+    // No way to ask: refused, with the rule that would allow it.
+    let unasked = calls.call("desk", &count, &never).await.unwrap_err();
+    let text = unasked.to_string();
+    assert!(matches!(unasked, InvokeError::ConsentUnavailable { .. }));
+    assert!(
+        text.contains("[[consent.rules]]\nclients = [\"desk\"]\ntools = [\"text.count\"]\ndecision = \"allow\""),
+        "{text}"
+    );
+    // Denied by the owner: nobody is asked.
+    let hash = ToolCall::new("text", "hash", json!({"text": "x"}));
+    let denied = calls
+        .call_from("desk", &hash, &never, side())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(denied, InvokeError::ConsentDenied { .. }),
+        "{denied}"
+    );
+    // Tools no rule names and not flagged destructive run unasked.
+    let now = ToolCall::new("time", "now", json!({}));
+    assert!(calls.call_from("desk", &now, &never, side()).await.is_ok());
+    assert_eq!(person.asked.lock().unwrap().len(), 4);
+
+    // A question nobody answers ends when the caller gives up.
+    let cancel = CancellationToken::new();
+    let asking = calls.call_from("desk", &count, &cancel, side());
+    let (given_up, ()) = tokio::join!(asking, async { cancel.cancel() });
+    assert!(matches!(
+        given_up.unwrap_err(),
+        InvokeError::Call(crate::runtime::CallError::Cancelled { .. })
+    ));
+
+    let outcomes: Vec<String> = records(home.path())
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "declined",
+            "ok",
+            "declined",
+            "consent_asked",
+            "refused",
+            "refused",
+            "ok",
+            "cancelled"
+        ]
     );
 }

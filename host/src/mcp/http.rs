@@ -12,7 +12,12 @@
 //! authorization spec asks.
 //!
 //! A session belongs to the client that opened it: another client's key
-//! cannot use or end it. Connections are served by our own loop over hyper
+//! cannot use or end it, and a session that is not open (never was, or
+//! ended) is 404 to every method; a DELETE that ends one answers 204.
+//! A body that is not JSON is answered 400 with JSON-RPC's parse error
+//! (`-32700`), and a batch (an array, which MCP no longer has since
+//! 2025-06-18) 400 with an invalid request (`-32600`), where rmcp 3.9
+//! would answer 415 and, for an unknown session's DELETE, 202. Connections are served by our own loop over hyper
 //! (not `axum::serve`) so that they can be bounded: a connection must send
 //! its headers within `[serve] header_timeout_secs` and may not sit idle
 //! longer between requests, at most `[serve] max_connections` are served at
@@ -155,8 +160,14 @@ pub fn router(
         let metadata = metadata.clone();
         async move { metadata }
     };
+    let max_body = settings.max_body_bytes;
     Ok(Router::new()
         .nest_service(MCP_PATH, service)
+        // Inside the bearer-token check: a caller without a key learns
+        // nothing about what the server would parse.
+        .layer(axum::middleware::from_fn(move |request, next| {
+            screen_body(request, next, max_body)
+        }))
         .layer(axum::middleware::from_fn_with_state(gate, authenticate))
         .route(METADATA_PATH, get(metadata.clone()))
         .route(&format!("{METADATA_PATH}{MCP_PATH}"), get(metadata)))
@@ -365,11 +376,15 @@ async fn authenticate(State(gate): State<Arc<Gate>>, mut request: Request, next:
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if let Some(id) = &session
-        && gate.session_owner(id).is_some_and(|owner| owner != client)
-    {
-        tracing::warn!(client = %client, "refused a request for another client's MCP session");
-        return (StatusCode::NOT_FOUND, "session not found").into_response();
+    if let Some(id) = &session {
+        match gate.session_owner(id) {
+            Some(owner) if owner == client => {}
+            Some(_) => {
+                tracing::warn!(client = %client, "refused a request for another client's MCP session");
+                return session_not_found();
+            }
+            None => return session_not_found(),
+        }
     }
     let ends_session = request.method() == axum::http::Method::DELETE;
     request.extensions_mut().insert(ClientName(client.clone()));
@@ -386,10 +401,65 @@ async fn authenticate(State(gate): State<Arc<Gate>>, mut request: Request, next:
         }
         Some(id) if ends_session && response.status().is_success() => {
             gate.sessions_map().remove(&id);
+            // rmcp answers 202; the session is gone, with nothing to say.
+            return StatusCode::NO_CONTENT.into_response();
         }
         Some(_) => {}
     }
     response
+}
+
+fn session_not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "session not found: it ended, or was never opened; start a new one with initialize",
+    )
+        .into_response()
+}
+
+/// Answer a POST whose body is not one JSON-RPC message here, as JSON-RPC
+/// says, rather than with rmcp's 415; pass everything else on unchanged.
+async fn screen_body(request: Request, next: Next, max_body: usize) -> Response {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if request.method() != axum::http::Method::POST || !is_json {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, max_body).await else {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {max_body} bytes, the most this server reads ([serve] max_body_kib)"),
+        )
+            .into_response();
+    };
+    if let Some(refusal) = body_refusal(&bytes) {
+        return (StatusCode::BAD_REQUEST, Json(refusal)).into_response();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+/// The JSON-RPC error for a body that is not one message: `-32700` when it
+/// is not JSON, `-32600` for a batch.
+fn body_refusal(body: &[u8]) -> Option<serde_json::Value> {
+    let error = |code: i32, message: String| json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        return Some(error(
+            -32700,
+            format!("Parse error: the body is not JSON ({e})"),
+        ));
+    }
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    (first == Some(&b'[')).then(|| {
+        error(
+            -32600,
+            "Invalid Request: a JSON-RPC batch; MCP has no batches since 2025-06-18, send one message per request".to_owned(),
+        )
+    })
 }
 
 impl Gate {

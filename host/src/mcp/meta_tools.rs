@@ -59,8 +59,10 @@ pub fn definitions() -> Vec<Tool> {
             "type": "object",
             "properties": {
                 "module": {
-                    "type": ["string", "array"],
-                    "items": {"type": "string"},
+                    "anyOf": [
+                        {"type": "string"},
+                        {"type": "array", "items": {"type": "string"}}
+                    ],
                     "description": "A module name, or a list of module names, from the catalog."
                 }
             },

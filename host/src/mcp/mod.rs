@@ -17,11 +17,18 @@
 //! view goes through [`CallService`], which holds the masks and the audit.
 //! The request's cancellation token (a `notifications/cancelled`, or a
 //! client that closed the stream) goes with the call, so a cancelled call
-//! stops instead of running to its end.
+//! stops instead of running to its end. A client that asked for log
+//! messages (`logging/setLevel`, or a level in the request's `_meta`) gets
+//! the module's log lines of its calls as they happen ([`client_log`]). A
+//! call the consent policy holds for the person's agreement asks them by
+//! elicitation ([`consent`]).
 
+mod client_log;
+mod consent;
 pub mod http;
 pub(crate) mod meta_tools;
 pub(crate) mod stdio_input;
+mod stdio_output;
 
 use std::sync::Arc;
 
@@ -32,9 +39,10 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-use crate::calls::{CallService, InvokeError, ModuleSchema, ToolCall, ToolView};
+use crate::calls::{
+    CallService, ClientSide, ConsentAsker, InvokeError, ModuleSchema, ToolCall, ToolView,
+};
 use crate::runtime::{ContentItem, ToolOutput};
 use meta_tools::{CALL_MODULE_TOOL, CallModuleToolArgs, GET_MODULE_SCHEMA, GetModuleSchemaArgs};
 
@@ -54,6 +62,10 @@ pub struct Session {
     pub client: String,
     /// List every tool directly rather than the meta-tools.
     pub flat: bool,
+    /// Consent questions asked in an `input_required` round and not yet
+    /// answered, shared by every session of the server (a 2026-07-28
+    /// client's retry need not come on the same one).
+    pub(crate) pending_consents: Arc<consent::PendingConsents>,
 }
 
 /// One MCP session's view of the host.
@@ -62,6 +74,8 @@ pub struct McpServer {
     calls: Arc<CallService>,
     tools: Arc<Vec<Tool>>,
     session: Session,
+    /// What `logging/setLevel` asked for, in this session.
+    log_level: client_log::SessionLevel,
 }
 
 impl McpServer {
@@ -71,6 +85,7 @@ impl McpServer {
             calls,
             tools: Arc::new(meta_tools::definitions()),
             session,
+            log_level: client_log::SessionLevel::default(),
         }
     }
 
@@ -110,13 +125,67 @@ impl McpServer {
         }
     }
 
-    async fn call_module_tool(
+    /// Run `call` for `client` on behalf of the request `context`: its
+    /// cancellation stops the call; its log level, or the session's, says
+    /// which of the module's log lines the client is sent; the person using
+    /// the client is asked for consent where the policy says so, with
+    /// `answers` the client's answers to an earlier round.
+    async fn run_call(
         &self,
-        call: ToolCall,
+        call: &ToolCall,
         client: &str,
-        cancel: &CancellationToken,
-    ) -> CallToolResult {
-        tool_result(self.calls.call(client, &call, cancel).await)
+        context: &RequestContext<RoleServer>,
+        answers: Answers,
+    ) -> Ran {
+        let level = context.meta.log_level().or_else(|| self.log_level.get());
+        let asker = Arc::new(consent::Elicitation::new(
+            context,
+            answers.responses,
+            answers.state,
+            self.session.pending_consents.clone(),
+        ));
+        let result = client_log::forwarding(&context.peer, level, |watcher| {
+            let asker: Arc<dyn ConsentAsker> = asker.clone();
+            let side = ClientSide {
+                watcher,
+                asker: Some(asker),
+            };
+            self.calls.call_from(client, call, &context.ct, side)
+        })
+        .await;
+        match (&result, asker.take_round()) {
+            (Err(InvokeError::ConsentAsked { .. }), Some(round)) => Ran::AskFirst(round),
+            _ => Ran::Done(result),
+        }
+    }
+}
+
+/// A retried request's answers to the input it was asked for (MCP
+/// 2026-07-28).
+struct Answers {
+    responses: Option<rmcp::model::InputResponses>,
+    state: Option<String>,
+}
+
+/// How a call request ended: with the call's result, or asking the client
+/// for input first.
+enum Ran {
+    Done(Result<ToolOutput, InvokeError>),
+    AskFirst(rmcp::model::InputRequiredResult),
+}
+
+impl Ran {
+    /// The answer to the request, with `lookup` deciding how a tool that is
+    /// not there (or masked) is answered.
+    fn response(
+        self,
+        lookup: impl FnOnce(InvokeError) -> Result<CallToolResponse, ErrorData>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        match self {
+            Ran::AskFirst(round) => Ok(CallToolResponse::InputRequired(round)),
+            Ran::Done(Err(error @ InvokeError::Lookup(_))) => lookup(error),
+            Ran::Done(result) => Ok(tool_result(result).into()),
+        }
     }
 }
 
@@ -140,13 +209,14 @@ fn stdio_pipes() -> (
         Ok(pipe) => Box::new(stdio_input::ScreenedInput::new(pipe)),
         Err(_) => Box::new(stdio_input::ScreenedInput::new(tokio::io::stdin())),
     };
+    // ...and the answers to those without a readable id carry none.
     let output: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = match std::io::stdout()
         .as_fd()
         .try_clone_to_owned()
         .and_then(pipe::Sender::from_owned_fd)
     {
-        Ok(pipe) => Box::new(pipe),
-        Err(_) => Box::new(tokio::io::stdout()),
+        Ok(pipe) => Box::new(stdio_output::UnmarkedOutput::new(pipe)),
+        Err(_) => Box::new(stdio_output::UnmarkedOutput::new(tokio::io::stdout())),
     };
     (input, output)
 }
@@ -207,6 +277,14 @@ fn module_schema(module: &ModuleSchema) -> Value {
         }
     }
     schema
+}
+
+/// JSON-RPC `-32602`, as MCP prescribes for a tool that does not exist.
+fn unknown_flat_tool(name: &str) -> ErrorData {
+    ErrorData::invalid_params(
+        format!("unknown tool `{name}`; tools are named module.tool: see tools/list"),
+        None,
+    )
 }
 
 fn tool_result(result: Result<ToolOutput, InvokeError>) -> CallToolResult {
@@ -298,14 +376,21 @@ const FLAT_ACCOUNT: &str = "account";
 const FLAT_ACCOUNT_BESIDE_OWN: &str = "mcpist_account";
 
 impl ServerHandler for McpServer {
+    // Logging is deprecated in MCP 2026-07-28 (SEP-2577), and rmcp marks it
+    // so; the 2025 revisions have it, and their clients use it.
+    #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
         let capabilities = if self.session.flat {
             ServerCapabilities::builder()
+                .enable_logging()
                 .enable_tools()
                 .enable_tool_list_changed()
                 .build()
         } else {
-            ServerCapabilities::builder().enable_tools().build()
+            ServerCapabilities::builder()
+                .enable_logging()
+                .enable_tools()
+                .build()
         };
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("mcpist", env!("CARGO_PKG_VERSION")))
@@ -314,6 +399,17 @@ impl ServerHandler for McpServer {
             } else {
                 INSTRUCTIONS
             })
+    }
+
+    /// The level below which this session's module log lines are not sent.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.log_level.set(request.level);
+        Ok(())
     }
 
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
@@ -412,17 +508,14 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let client = self.client_of(&context.extensions);
-        let cancel = &context.ct;
+        let answers = Answers {
+            responses: request.input_responses,
+            state: request.request_state,
+        };
         let mut arguments = Value::Object(request.arguments.unwrap_or_default());
         if self.session.flat {
             let Some((module, tool)) = request.name.split_once('.') else {
-                return Err(ErrorData::invalid_params(
-                    format!(
-                        "unknown tool `{}`; tools are named module.tool: see tools/list",
-                        request.name
-                    ),
-                    None,
-                ));
+                return Err(unknown_flat_tool(&request.name));
             };
             let selector = if self
                 .calls
@@ -452,7 +545,14 @@ impl ServerHandler for McpServer {
                 arguments,
                 account,
             };
-            return Ok(self.call_module_tool(call, &client, cancel).await.into());
+            // In flat mode a module tool is an MCP tool: one that is not
+            // there, or is masked for this client, is an unknown tool,
+            // answered as the protocol says (and alike for both, so a mask
+            // cannot be told from an absence).
+            return self
+                .run_call(&call, &client, &context, answers)
+                .await
+                .response(|_| Err(unknown_flat_tool(&request.name)));
         }
         let result = match request.name.as_ref() {
             GET_MODULE_SCHEMA => match meta_tools::parse(arguments) {
@@ -469,7 +569,10 @@ impl ServerHandler for McpServer {
                             .unwrap_or_else(crate::catalog::schema::empty_arguments),
                         account: args.account,
                     };
-                    self.call_module_tool(call, &client, cancel).await
+                    return self
+                        .run_call(&call, &client, &context, answers)
+                        .await
+                        .response(|error| Ok(tool_result(Err(error)).into()));
                 }
                 Err(message) => tool_error(
                     &self

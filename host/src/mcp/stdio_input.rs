@@ -1,12 +1,14 @@
 //! The stdio input, screened line by line before the MCP library parses it.
 //!
-//! The library drops a line it cannot parse, silently: a message nested
-//! deeper than the JSON parser allows, or longer than its 16 MiB line
-//! limit, gets no answer, and the client waits for one forever. Here such a
-//! line is replaced by a request the server answers with an error naming
-//! the problem, under the original request's `id` when one can be found at
-//! the top level of the line (else `null`, which the library answers as an
-//! invalid request).
+//! The library drops a line it cannot parse, silently: a line that is not
+//! JSON, a message nested deeper than the JSON parser allows, or one longer
+//! than its 16 MiB line limit, gets no answer, and the client waits for one
+//! forever. Here such a line is replaced by a request the server answers
+//! with an error naming the problem (`-32700` for a line that does not
+//! parse), under the original request's `id` when one can be found at the
+//! top level of the line. Without one, the stand-in carries
+//! [`UNREADABLE_ID`], which [`crate::mcp::stdio_output`] takes out of the
+//! answer: an error for a request whose id cannot be read has none.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -20,6 +22,8 @@ pub const MAX_DEPTH: usize = 100;
 /// The method of the replacement request; the server answers it with an
 /// error carrying `params.reason` (and `params.code`).
 pub const REFUSED_METHOD: &str = "mcpist/refused";
+/// The id of a stand-in for a line without a readable id.
+pub const UNREADABLE_ID: &str = "mcpist:unreadable-id";
 
 /// How much of an oversized line is kept to find its `id`.
 const KEPT_PREFIX: usize = 64 << 10;
@@ -89,6 +93,12 @@ impl<R> ScreenedInput<R> {
                 scan.id.as_deref(),
                 -32700,
                 &format!("the message is nested deeper than {MAX_DEPTH} levels, the most this server parses"),
+            ));
+        } else if let Err(error) = parse_check(&self.line) {
+            self.ready.extend_from_slice(&refusal(
+                scan.id.as_deref(),
+                -32700,
+                &format!("Parse error: the message is not JSON ({error})"),
             ));
         } else {
             self.ready.extend_from_slice(&self.line);
@@ -232,12 +242,22 @@ fn id_value(rest: &[u8]) -> Option<String> {
     (end <= 256).then(|| String::from_utf8_lossy(&rest[..end]).into_owned())
 }
 
+/// Whether a line parses as JSON; a blank line passes (the library skips
+/// it).
+fn parse_check(line: &[u8]) -> Result<(), serde_json::Error> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(line).map(|_| ())
+}
+
 /// The request that stands in for a refused line.
 fn refusal(id: Option<&str>, code: i32, reason: &str) -> Vec<u8> {
     let params = serde_json::json!({ "reason": reason, "code": code });
+    let unreadable = format!("\"{UNREADABLE_ID}\"");
     format!(
         "{{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"{REFUSED_METHOD}\",\"params\":{params}}}\n",
-        id.unwrap_or("null")
+        id.unwrap_or(&unreadable)
     )
     .into_bytes()
 }
@@ -285,12 +305,13 @@ mod tests {
             "x".repeat(MAX_LINE_BYTES)
         );
         let plain = "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"ping\"}\n";
-        let input = format!("{plain}{deep}{big}{plain}no newline at the end");
+        let input =
+            format!("{plain}{deep}{big}{plain}\n{{\"id\":7,\"method\n\"no newline at the end");
         let mut screened = ScreenedInput::new(input.as_bytes());
         let mut out = String::new();
         screened.read_to_string(&mut out).await.unwrap();
         let lines: Vec<&str> = out.split_inclusive('\n').collect();
-        assert_eq!(lines.len(), 5, "{out:.300}");
+        assert_eq!(lines.len(), 7, "{out:.300}");
         assert_eq!(lines[0], plain);
         let refused: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(refused["id"], 5);
@@ -310,7 +331,18 @@ mod tests {
                 .contains("larger than")
         );
         assert_eq!(lines[3], plain);
-        assert_eq!(lines[4], "no newline at the end");
+        assert_eq!(lines[4], "\n", "a blank line is the library's to skip");
+        let refused: serde_json::Value = serde_json::from_str(lines[5]).unwrap();
+        assert_eq!(refused["id"], 7);
+        assert_eq!(refused["params"]["code"], -32700);
+        let refused: serde_json::Value = serde_json::from_str(lines[6]).unwrap();
+        assert_eq!(refused["id"], UNREADABLE_ID, "no id to answer under");
+        assert!(
+            refused["params"]["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("Parse error: the message is not JSON")
+        );
     }
 
     /// Found by the `mcp_message` fuzz target: the last line, without its

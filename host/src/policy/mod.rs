@@ -10,6 +10,9 @@
 //! account: read-only tools only), for every client or for the clients it
 //! names. The tools stay visible, since other accounts may run them; a call
 //! that would act for the account against its mask is refused, saying why.
+//!
+//! Consent ([`consent`]) says which calls wait for the person at the client
+//! to agree.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,6 +22,10 @@ use serde::Deserialize;
 
 use crate::broker::Accounts;
 use crate::manifest::ToolSpec;
+
+pub mod consent;
+
+pub use consent::{ConsentFile, ConsentPolicy, Decision};
 
 /// A client's mask as written in `mcpist.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -1046,7 +1046,7 @@ struct AuditPage {
     filter_module: String,
     filter_client: String,
     filter_outcome: String,
-    outcomes: [&'static str; 5],
+    outcomes: [&'static str; OUTCOMES.len()],
     matching: usize,
     calls: Vec<CallRow>,
     newer: Option<String>,
@@ -1078,12 +1078,14 @@ struct AuditQuery {
     page: usize,
 }
 
-const OUTCOMES: [Outcome; 5] = [
+const OUTCOMES: [Outcome; 7] = [
     Outcome::Ok,
     Outcome::ToolError,
     Outcome::Refused,
     Outcome::Failed,
     Outcome::Cancelled,
+    Outcome::Declined,
+    Outcome::ConsentAsked,
 ];
 
 async fn audit(

@@ -99,6 +99,7 @@ async def test_a_destructive_call_runs_only_after_the_person_accepts(home, githu
     assert "\n  number: 4" in question and "\n  state: closed" in question, question
     client = "stdio" if transport == "stdio" else "desk"
     outcomes = [(r["client"], r["tool"], r["outcome"]) for r in records(home) if r["tool"] == "update_issue"]
+    assert [r.get("consent") for r in records(home) if r["outcome"] == "ok"] == ["accepted"]
     if mode == "legacy":
         assert outcomes == [(client, "update_issue", "declined"), (client, "update_issue", "ok")]
     else:
@@ -158,7 +159,8 @@ decision = "ask"
         assert read.structured_content["comments"] == []
     assert issue_state(github, 6) == "closed"
     assert len(person.asked) == 1 and person.asked[0].startswith("Allow github.comment_on_issue")
-    assert [r["outcome"] for r in records(home)] == ["ok", "refused", "declined", "ok"]
+    assert [(r["outcome"], r.get("consent")) for r in records(home)] == [
+        ("ok", "allowed"), ("refused", None), ("declined", None), ("ok", None)]
 
 
 @pytest.mark.anyio
@@ -204,3 +206,45 @@ async def test_an_answer_is_spent_once_on_the_call_it_was_given_for(home, github
         done = await call(arguments(8), input_responses=accept(key), request_state=state)
         assert isinstance(done, types.CallToolResult) and not done.is_error, done
     assert issue_state(github, 8) == "closed" and issue_state(github, 9) == "open"
+
+
+def test_the_typescript_sdk_is_asked_and_hears_log_lines_and_progress(home, github):
+    """The official TypeScript SDK (2025-11-25) as a second client: it is
+    asked before the destructive call (declined, then accepted), and hears
+    the module's log lines at its level and the progress of a paginated
+    listing."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from support import REPO
+
+    modules = Path(os.environ.get("MCPIST_NPM", REPO / "target" / "e2e-npm")) / "node_modules"
+    if not (modules / "@modelcontextprotocol" / "sdk").is_dir():
+        pytest.fail(f"{modules}/@modelcontextprotocol/sdk is missing: run `cargo xtask test`, which installs it")
+    hostile = REPO / "target" / "fixtures" / "wasm32-wasip2" / "release" / "hostile.wasm"
+    if not hostile.is_file():
+        pytest.fail(f"{hostile} is missing: run `cargo xtask build-fixtures`")
+    set_up(home, github)
+    shutil.copy(hostile, home / "plugins" / "hostile.wasm")
+    mcpist(home, "plugins", "approve", "hostile", "--yes")
+    key = add_client(home, "ts")
+    with http_server(home) as base:
+        run = subprocess.run(
+            ["node", str(Path(__file__).parent / "ts_updates.cjs"), f"{base}/mcp", key, "decline", "accept"],
+            env={**os.environ, "NODE_PATH": str(modules)},
+            capture_output=True, text=True, timeout=120,
+        )
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout)
+    assert seen["logs"] == [["error", "hostile", "error detail"], ["info", "hostile", "info line 0"]]
+    pages = [r for r in records(home) if r["tool"] == "list_my_repositories"][0]["outbound"]
+    assert seen["progress"] == [[n, f"request {n}: GET https://api.github.com: HTTP 200"] for n in range(1, len(pages) + 1)]
+    assert len(seen["questions"]) == 2
+    assert seen["questions"][0].startswith('Allow github.update_issue as account "personal"?')
+    declined, accepted = seen["updates"]
+    assert declined["isError"] and "declined" in declined["text"], declined
+    assert not accepted["isError"], accepted
+    assert issue_state(github, 4) == "closed"

@@ -162,6 +162,11 @@ pub struct Record {
     /// The requests it sent.
     #[serde(default)]
     pub outbound: Vec<Outbound>,
+    /// For a destructive call (or one a consent rule names) that ran:
+    /// `accepted` when the person at the client was asked and agreed,
+    /// `allowed` when the owner's consent policy let it run unasked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<String>,
     /// sha256 of the arguments as canonical JSON.
     pub arguments_sha256: String,
     /// The arguments themselves, only when `[audit] arguments = true`.

@@ -16,6 +16,7 @@ fn record(tool: &str) -> Record {
             origin: "https://api.github.com".into(),
             status: Some(200),
         }],
+        consent: None,
         arguments_sha256: digest(&serde_json::json!({"owner": "o", "repo": "r"})),
         arguments: None,
     }

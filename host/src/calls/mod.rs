@@ -21,7 +21,7 @@ mod views;
 mod watch;
 
 pub use consent::{ConsentAnswer, ConsentAsker, ConsentQuestion};
-pub use watch::CallWatcher;
+pub use watch::{CallWatcher, RequestResult};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -204,6 +204,8 @@ struct CallTrace {
     account: Option<String>,
     /// The requests it sent.
     outbound: Vec<OutboundRecord>,
+    /// How consent was given, where the policy decided on it.
+    consent: Option<&'static str>,
 }
 
 /// The parts a call needs, wired once by [`crate::server::Server`].
@@ -344,7 +346,8 @@ impl CallService {
             arguments: call.arguments.clone(),
             destructive: tool.spec.flags.destructive,
         };
-        self.consent(question, side.asker.as_deref(), cancel)
+        trace.consent = self
+            .consent(question, side.asker.as_deref(), cancel)
             .await?;
         let egress = CallEgress::new(
             self.egress.clone(),
@@ -394,13 +397,15 @@ impl CallService {
 
     /// Whether the call may run, as the consent policy says: at once, never,
     /// or once the person at the client accepts (asked through `asker`,
-    /// while the call holds no sandbox).
+    /// while the call holds no sandbox). What the audit records of it when
+    /// it may: `allowed` for a destructive tool the policy lets run unasked,
+    /// `accepted` when the person agreed.
     async fn consent(
         &self,
         question: ConsentQuestion,
         asker: Option<&dyn ConsentAsker>,
         cancel: &CancellationToken,
-    ) -> Result<(), InvokeError> {
+    ) -> Result<Option<&'static str>, InvokeError> {
         let ConsentQuestion {
             client,
             module,
@@ -410,7 +415,7 @@ impl CallService {
         } = &question;
         let (module, tool) = (module.clone(), tool.clone());
         match self.consent.decide(client, &module, &tool, *destructive) {
-            Decision::Allow => return Ok(()),
+            Decision::Allow => return Ok(destructive.then_some("allowed")),
             Decision::Deny => return Err(InvokeError::ConsentDenied { module, tool }),
             Decision::Ask => {}
         }
@@ -439,7 +444,7 @@ impl CallService {
             answer,
         };
         match answer {
-            ConsentAnswer::Accepted => Ok(()),
+            ConsentAnswer::Accepted => Ok(Some("accepted")),
             ConsentAnswer::Declined => Err(declined("declined".to_owned())),
             ConsentAnswer::Cancelled => Err(declined("dismissed the question about".to_owned())),
             ConsentAnswer::TimedOut => Err(declined(format!(
@@ -536,6 +541,7 @@ impl CallService {
                     status: r.status,
                 })
                 .collect(),
+            consent: trace.consent.map(str::to_owned),
             arguments_sha256: audit::digest(&call.arguments),
             arguments: self.record_arguments.then(|| call.arguments.clone()),
         };

@@ -315,10 +315,14 @@ async fn a_call_the_policy_holds_runs_only_with_the_persons_consent() {
         InvokeError::Call(crate::runtime::CallError::Cancelled { .. })
     ));
 
-    let outcomes: Vec<String> = records(home.path())
+    let recorded = records(home.path());
+    let outcomes: Vec<&str> = recorded
         .iter()
-        .map(|r| r["outcome"].as_str().unwrap().to_owned())
+        .map(|r| r["outcome"].as_str().unwrap())
         .collect();
+    // The call that ran with consent says so; the one no rule held does not.
+    assert_eq!(recorded[1]["consent"], "accepted");
+    assert!(recorded[6].get("consent").is_none());
     assert_eq!(
         outcomes,
         [

@@ -19,11 +19,12 @@
 //! client that closed the stream) goes with the call, so a cancelled call
 //! stops instead of running to its end. A client that asked for log
 //! messages (`logging/setLevel`, or a level in the request's `_meta`) gets
-//! the module's log lines of its calls as they happen ([`client_log`]). A
+//! the module's log lines of its calls as they happen, and one that sent a
+//! `progressToken` their progress ([`call_updates`]). A
 //! call the consent policy holds for the person's agreement asks them by
 //! elicitation ([`consent`]).
 
-mod client_log;
+mod call_updates;
 mod consent;
 pub mod http;
 pub(crate) mod meta_tools;
@@ -75,7 +76,7 @@ pub struct McpServer {
     tools: Arc<Vec<Tool>>,
     session: Session,
     /// What `logging/setLevel` asked for, in this session.
-    log_level: client_log::SessionLevel,
+    log_level: call_updates::SessionLevel,
 }
 
 impl McpServer {
@@ -85,7 +86,7 @@ impl McpServer {
             calls,
             tools: Arc::new(meta_tools::definitions()),
             session,
-            log_level: client_log::SessionLevel::default(),
+            log_level: call_updates::SessionLevel::default(),
         }
     }
 
@@ -127,7 +128,8 @@ impl McpServer {
 
     /// Run `call` for `client` on behalf of the request `context`: its
     /// cancellation stops the call; its log level, or the session's, says
-    /// which of the module's log lines the client is sent; the person using
+    /// which of the module's log lines the client is sent, and its progress
+    /// token whether progress is; the person using
     /// the client is asked for consent where the policy says so, with
     /// `answers` the client's answers to an earlier round.
     async fn run_call(
@@ -137,14 +139,17 @@ impl McpServer {
         context: &RequestContext<RoleServer>,
         answers: Answers,
     ) -> Ran {
-        let level = context.meta.log_level().or_else(|| self.log_level.get());
+        let wanted = call_updates::Wanted {
+            level: context.meta.log_level().or_else(|| self.log_level.get()),
+            progress: context.meta.get_progress_token(),
+        };
         let asker = Arc::new(consent::Elicitation::new(
             context,
             answers.responses,
             answers.state,
             self.session.pending_consents.clone(),
         ));
-        let result = client_log::forwarding(&context.peer, level, |watcher| {
+        let result = call_updates::forwarding(&context.peer, wanted, |watcher| {
             let asker: Arc<dyn ConsentAsker> = asker.clone();
             let side = ClientSide {
                 watcher,

@@ -181,3 +181,62 @@ def node_issuer(script, *args):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextmanager
+def key_proxy(base, key):
+    """A local forwarding proxy to `base` that adds `Authorization: Bearer
+    KEY` to every request, for a client that cannot send a header of its
+    own (the conformance runner); answers, SSE included, stream through as
+    they come. Yields the proxy's base URL."""
+    from http.server import BaseHTTPRequestHandler
+
+    hop_by_hop = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+    upstream = httpx2.Client(timeout=None)
+
+    class Forward(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def forward(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in hop_by_hop}
+            headers["Authorization"] = f"Bearer {key}"
+            with upstream.stream(self.command, base + self.path, headers=headers, content=body) as answer:
+                self.send_response(answer.status_code)
+                for name, value in answer.headers.items():
+                    if name.lower() not in hop_by_hop:
+                        self.send_header(name, value)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for chunk in answer.iter_raw():
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+
+        do_GET = do_POST = do_DELETE = forward
+
+    try:
+        with serving(Forward) as url:
+            yield url
+    finally:
+        upstream.close()
+
+
+@contextmanager
+def serving(handler):
+    """A threading HTTP server of `handler` on a free loopback port, in a
+    thread of its own; yields its base URL."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

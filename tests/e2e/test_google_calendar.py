@@ -12,10 +12,9 @@ their name: alice's primary calendar is alice@example.com, in her own zone.
 
 import base64
 import json
-import threading
 from collections import Counter
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
@@ -23,7 +22,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from support import mcpist, python_upstream, serve, text_of
+from support import mcpist, python_upstream, serve, serving, text_of
 
 TOKENS = {"ya29.personal_7777cccc": "alice", "ya29.work_8888dddd": "alice@acme.example"}
 REFUSED = "ya29.revoked_9999eeee"
@@ -334,14 +333,8 @@ class Introspector(BaseHTTPRequestHandler):
 def introspection():
     Introspector.active = {"ya29.carol_live_1234": "carol"}
     Introspector.asked = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Introspector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/introspect"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Introspector) as url:
+        yield f"{url}/introspect"
 
 
 @pytest.mark.anyio

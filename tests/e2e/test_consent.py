@@ -111,15 +111,17 @@ async def test_a_destructive_call_runs_only_after_the_person_accepts(home, githu
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["stdio", "http"])
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
-async def test_a_client_that_cannot_ask_is_refused_with_the_rule_that_would_allow_it(home, github, mode):
+async def test_a_client_that_cannot_ask_is_refused_with_the_rule_that_would_allow_it(home, github, transport, mode):
     set_up(home, github)
-    async with Client(serve(home), mode=mode) as client:
+    async with client_of(home, transport, mode) as client:
         refused = await close(client, 4)
     assert refused.is_error
     text = text_of(refused)
     assert "elicitation" in text and "nothing ran" in text, text
-    assert '[[consent.rules]]\nclients = ["stdio"]\ntools = ["github.update_issue"]\ndecision = "allow"' in text, text
+    name = "stdio" if transport == "stdio" else "desk"
+    assert f'[[consent.rules]]\nclients = ["{name}"]\ntools = ["github.update_issue"]\ndecision = "allow"' in text, text
     assert issue_state(github, 4) == "open"
     assert records(home)[-1]["outcome"] == "refused"
 
@@ -161,6 +163,21 @@ decision = "ask"
     assert len(person.asked) == 1 and person.asked[0].startswith("Allow github.comment_on_issue")
     assert [(r["outcome"], r.get("consent")) for r in records(home)] == [
         ("ok", "allowed"), ("refused", None), ("declined", None), ("ok", None)]
+
+
+@pytest.mark.anyio
+async def test_in_flat_mode_the_module_tool_itself_asks_first(home, github):
+    set_up(home, github, '[serve]\ntools = "flat"\n')
+    person = Person("decline", "accept")
+    async with Client(serve(home), elicitation_callback=person) as client:
+        arguments = {"owner": OWNER, "repo": REPO, "number": 10, "state": "closed"}
+        declined = await client.call_tool("github.update_issue", arguments)
+        assert declined.is_error and "declined" in text_of(declined)
+        assert issue_state(github, 10) == "open"
+        accepted = await client.call_tool("github.update_issue", arguments)
+        assert not accepted.is_error, text_of(accepted)
+    assert issue_state(github, 10) == "closed"
+    assert all(q.startswith("Allow github.update_issue") for q in person.asked) and len(person.asked) == 2
 
 
 @pytest.mark.anyio

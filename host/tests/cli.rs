@@ -39,7 +39,7 @@ fn list_approve_verify() {
     assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
     assert!(stdout(&verify).contains("2 problem(s)"));
 
-    for name in ["text", "hostile"] {
+    for (name, version) in [("text", "0.2.0"), ("hostile", "0.1.0")] {
         let approve = mcpist(home.path(), &["plugins", "approve", name, "--yes"]);
         assert!(
             approve.status.success(),
@@ -47,7 +47,7 @@ fn list_approve_verify() {
             String::from_utf8_lossy(&approve.stderr)
         );
         assert!(stdout(&approve).contains("hosts    none: no network access"));
-        assert!(stdout(&approve).contains(&format!("Pinned {name} 0.1.0")));
+        assert!(stdout(&approve).contains(&format!("Pinned {name} {version}")));
     }
     let verify = mcpist(home.path(), &["plugins", "verify"]);
     assert!(verify.status.success(), "{}", stdout(&verify));

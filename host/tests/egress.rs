@@ -312,6 +312,7 @@ async fn fetch(catalog: &Served, account: Option<&str>, arguments: Value) -> Res
                 .into_iter()
                 .map(|c| match c {
                     ContentItem::Text(t) | ContentItem::Json(t) => t,
+                    other => panic!("expected text, got {other:?}"),
                 })
                 .collect();
             Ok(serde_json::from_str(&text).unwrap())

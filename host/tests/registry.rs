@@ -181,7 +181,7 @@ async fn a_module_importing_what_the_host_lacks_names_the_import_and_what_is_off
 
 /// A module whose `describe` returns a value the host cannot read: its
 /// `tools` list points at an address not aligned for the list's elements.
-/// A core module in text, made a component for the world of `wit/` (as a
+/// A core module in text, made a component for the 0.1.0 world (as a
 /// hand-written canonical ABI in Go or C would be).
 fn misaligned_describe() -> Vec<u8> {
     // module-info at 128: name, version and description all "bad" (at 64),
@@ -202,7 +202,9 @@ fn misaligned_describe() -> Vec<u8> {
     )
     .unwrap();
     let mut resolve = wit_parser::Resolve::default();
-    let (package, _) = resolve.push_dir(repo().join("wit")).unwrap();
+    let (package, _) = resolve
+        .push_dir(repo().join("wit/deps/mcpist-plugin-0.1.0"))
+        .unwrap();
     let world = resolve.select_world(&[package], Some("plugin")).unwrap();
     let mut core = core;
     wit_component::embed_component_metadata(

@@ -26,6 +26,7 @@ async fn call(catalog: &Served, tool: &str, arguments: Value) -> Result<String, 
         .into_iter()
         .map(|c| match c {
             ContentItem::Text(t) | ContentItem::Json(t) => t,
+            other => panic!("expected text, got {other:?}"),
         })
         .collect())
 }

@@ -80,7 +80,7 @@ fn build_python(root: &Path, wasm: &Path) -> anyhow::Result<()> {
     status(
         Command::new(venv.join("bin/componentize-py"))
             .current_dir(root)
-            .args(["-d", "wit", "-w", "mcpist:plugin/plugin", "componentize"])
+            .args(["-d", WIT_0_1, "-w", "mcpist:plugin/plugin", "componentize"])
             .arg("-p")
             .arg(root.join("plugins/sdk-python"))
             .arg("-p")
@@ -122,7 +122,7 @@ fn build_js(root: &Path, wasm: &Path) -> anyhow::Result<()> {
 }
 
 /// C: Debian's clang and wasi-libc (WASI preview 1) build a core module
-/// against bindings that `wit-bindgen-c` generates from `wit/`; the core
+/// against bindings that `wit-bindgen-c` generates from [`WIT_0_1`]; the core
 /// module becomes a component with the preview1 adapter.
 fn build_c(root: &Path, wasm: &Path) -> anyhow::Result<()> {
     ensure_debian_packages(
@@ -142,7 +142,7 @@ fn build_c(root: &Path, wasm: &Path) -> anyhow::Result<()> {
     wit_bindgen_c::Opts::default()
         .build()
         .generate(&mut resolve, world, &mut files)
-        .context("generating the C bindings of wit/")?;
+        .context("generating the C bindings of the plugin world")?;
     for (name, contents) in files.iter() {
         std::fs::write(bindings.join(name), contents)?;
     }
@@ -420,12 +420,17 @@ fn copy_section(
     Ok(())
 }
 
-/// The `plugin` world of `wit/`, which every module targets.
+/// The world the Python, JavaScript, C and Go examples target: 0.1.0, which
+/// the host keeps loading beside 0.2.0 (the Rust SDK's), so that both are
+/// built and run by the tests.
+const WIT_0_1: &str = "wit/deps/mcpist-plugin-0.1.0";
+
+/// The `plugin` world of [`WIT_0_1`].
 fn plugin_world(root: &Path) -> anyhow::Result<(wit_parser::Resolve, wit_parser::WorldId)> {
     let mut resolve = wit_parser::Resolve::default();
     let (package, _) = resolve
-        .push_dir(root.join("wit"))
-        .context("cannot read wit/")?;
+        .push_dir(root.join(WIT_0_1))
+        .with_context(|| format!("cannot read {WIT_0_1}"))?;
     let world = resolve.select_world(&[package], Some("plugin"))?;
     Ok((resolve, world))
 }

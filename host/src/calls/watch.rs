@@ -1,15 +1,17 @@
 //! Watching a call while it runs: a front end that can tell its client
 //! what a call does as it happens (MCP's `notifications/message` and
 //! `notifications/progress`) passes a [`CallWatcher`], and the module's log
-//! lines and the answers to its requests reach it as well as the host's log
-//! and the audit.
+//! lines, its progress reports and the answers to its requests reach it as
+//! well as the host's log and the audit.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::egress::CallEgress;
-use crate::runtime::{GuestServices, HttpError, InboundResponse, LogLevel, OutboundRequest};
+use crate::runtime::{
+    GuestServices, HttpError, InboundResponse, LogLevel, OutboundRequest, ProgressReport,
+};
 
 /// Who hears about a call while it runs. Called from the sandbox's thread:
 /// it must not block.
@@ -21,6 +23,10 @@ pub trait CallWatcher: Send + Sync {
     /// A request the module sent, to `origin` (never its path), has been
     /// answered or has failed.
     fn request_done(&self, method: &str, origin: &str, result: RequestResult);
+
+    /// The module reported how far the call has come (`done` already
+    /// checked to grow, the message redacted and bounded).
+    fn progress(&self, report: &ProgressReport);
 }
 
 /// How a request the module sent ended.
@@ -70,5 +76,9 @@ impl GuestServices for Watched {
     fn log(&self, module: &str, level: LogLevel, message: &str) {
         self.egress.log(module, level, message);
         self.watcher.log(module, level, message);
+    }
+
+    fn progress(&self, report: ProgressReport) {
+        self.watcher.progress(&report);
     }
 }

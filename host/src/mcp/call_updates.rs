@@ -6,8 +6,12 @@
 //!   asked for nothing gets nothing; the host's own log keeps every line
 //!   either way;
 //! - progress, as `notifications/progress`, when the request carries a
-//!   `progressToken`: one notification per request the module's call has
+//!   `progressToken`: what the module reports through its `progress` import
+//!   (0.2.0), or else one notification per request the module's call has
 //!   had answered (method, origin and status: never a path), counting up.
+//!   Once a module reports its own figures, the request count stops: two
+//!   scales in one progress bar would mislead. The protocol requires each
+//!   figure to be larger than the last; one that is not is dropped.
 //!
 //! They are sent from the request's own task, beside the running call, so
 //! that over Streamable HTTP they travel on that request's stream and
@@ -30,7 +34,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::calls::{CallWatcher, RequestResult};
-use crate::runtime::LogLevel;
+use crate::runtime::{LogLevel, ProgressReport};
 
 /// Most log notifications one call sends, so that a module logging in a
 /// loop cannot flood the client.
@@ -70,7 +74,52 @@ struct CallUpdates {
     wanted: Wanted,
     lines: AtomicUsize,
     requests: AtomicUsize,
+    progress: Mutex<ProgressSent>,
     updates: mpsc::UnboundedSender<Update>,
+}
+
+/// The progress told so far.
+#[derive(Debug, Default)]
+struct ProgressSent {
+    /// The last figure sent: the next must be larger.
+    last: Option<f64>,
+    /// The module reports its own progress: requests no longer count.
+    by_module: bool,
+}
+
+impl CallUpdates {
+    fn new(wanted: Wanted, updates: mpsc::UnboundedSender<Update>) -> CallUpdates {
+        CallUpdates {
+            wanted,
+            lines: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
+            progress: Mutex::default(),
+            updates,
+        }
+    }
+
+    /// Queue a progress figure if it grows, from the module's reports only
+    /// once there has been one.
+    fn send_progress(
+        &self,
+        from_module: bool,
+        make: impl FnOnce(&ProgressToken) -> ProgressNotificationParam,
+    ) {
+        let Some(token) = &self.wanted.progress else {
+            return;
+        };
+        let mut sent = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        if sent.by_module && !from_module {
+            return;
+        }
+        let progress = make(token);
+        if sent.last.is_some_and(|last| progress.progress <= last) {
+            return;
+        }
+        sent.by_module |= from_module;
+        sent.last = Some(progress.progress);
+        let _ = self.updates.send(Update::Progress(progress));
+    }
 }
 
 impl CallWatcher for CallUpdates {
@@ -101,9 +150,9 @@ impl CallWatcher for CallUpdates {
     }
 
     fn request_done(&self, method: &str, origin: &str, result: RequestResult) {
-        let Some(token) = &self.wanted.progress else {
+        if self.wanted.progress.is_none() {
             return;
-        };
+        }
         // As many as the call may send ([http] max_requests_per_call).
         let done = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         let outcome = match result {
@@ -111,9 +160,19 @@ impl CallWatcher for CallUpdates {
             RequestResult::Refused => "refused by the host's rules".to_owned(),
             RequestResult::Failed => "failed".to_owned(),
         };
-        let progress = ProgressNotificationParam::new(token.clone(), done as f64)
-            .with_message(format!("request {done}: {method} {origin}: {outcome}"));
-        let _ = self.updates.send(Update::Progress(progress));
+        self.send_progress(false, |token| {
+            ProgressNotificationParam::new(token.clone(), done as f64)
+                .with_message(format!("request {done}: {method} {origin}: {outcome}"))
+        });
+    }
+
+    fn progress(&self, report: &ProgressReport) {
+        self.send_progress(true, |token| {
+            let mut progress = ProgressNotificationParam::new(token.clone(), report.done);
+            progress.total = report.total;
+            progress.message = report.message.clone();
+            progress
+        });
     }
 }
 
@@ -131,12 +190,7 @@ where
         return run(None).await;
     }
     let (updates, mut queued) = mpsc::unbounded_channel();
-    let watcher = Arc::new(CallUpdates {
-        wanted,
-        lines: AtomicUsize::new(0),
-        requests: AtomicUsize::new(0),
-        updates,
-    });
+    let watcher = Arc::new(CallUpdates::new(wanted, updates));
     let mut call = std::pin::pin!(run(Some(watcher)));
     let result = loop {
         tokio::select! {
@@ -192,13 +246,7 @@ mod tests {
 
     fn watcher(wanted: Wanted) -> (CallUpdates, mpsc::UnboundedReceiver<Update>) {
         let (updates, queued) = mpsc::unbounded_channel();
-        let watcher = CallUpdates {
-            wanted,
-            lines: AtomicUsize::new(0),
-            requests: AtomicUsize::new(0),
-            updates,
-        };
-        (watcher, queued)
+        (CallUpdates::new(wanted, updates), queued)
     }
 
     fn logged(update: Update) -> LoggingMessageNotificationParam {
@@ -286,5 +334,45 @@ mod tests {
             ]
         );
         assert!(sent.iter().all(|p| p.progress_token == token));
+    }
+
+    #[test]
+    fn a_modules_own_progress_takes_over_and_only_grows() {
+        let token = ProgressToken(rmcp::model::NumberOrString::Number(7));
+        let (watcher, mut queued) = watcher(Wanted {
+            level: None,
+            progress: Some(token),
+        });
+        let report = |done: f64, message: &str| ProgressReport {
+            done,
+            total: Some(10.0),
+            message: Some(message.to_owned()),
+        };
+        watcher.request_done("GET", "https://a.example", RequestResult::Answered(200));
+        // Not above the request count already sent: dropped.
+        watcher.progress(&report(1.0, "page 1"));
+        watcher.progress(&report(4.0, "page 4"));
+        // The module's figures rule now: requests no longer count.
+        watcher.request_done("GET", "https://a.example", RequestResult::Answered(200));
+        watcher.progress(&report(4.0, "page 4 again"));
+        watcher.progress(&report(10.0, "done"));
+        let seen: Vec<(f64, Option<f64>, String)> = std::iter::from_fn(|| queued.try_recv().ok())
+            .map(|update| match update {
+                Update::Progress(p) => (p.progress, p.total, p.message.unwrap()),
+                Update::Log(line) => panic!("expected progress, got {line:?}"),
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    1.0,
+                    None,
+                    "request 1: GET https://a.example: HTTP 200".to_owned()
+                ),
+                (4.0, Some(10.0), "page 4".to_owned()),
+                (10.0, Some(10.0), "done".to_owned()),
+            ]
+        );
     }
 }

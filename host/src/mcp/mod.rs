@@ -44,7 +44,7 @@ use serde_json::{Value, json};
 use crate::calls::{
     CallService, ClientSide, ConsentAsker, InvokeError, ModuleSchema, ToolCall, ToolView,
 };
-use crate::runtime::{ContentItem, ToolOutput};
+use crate::runtime::{ContentItem, ResourceContents, ToolOutput};
 use meta_tools::{CALL_MODULE_TOOL, CallModuleToolArgs, GET_MODULE_SCHEMA, GetModuleSchemaArgs};
 
 const FLAT_INSTRUCTIONS: &str = "MCPist gives access to the owner's service modules: each tool is \
@@ -300,13 +300,7 @@ fn tool_result(result: Result<ToolOutput, InvokeError>) -> CallToolResult {
 }
 
 fn tool_success(output: ToolOutput) -> CallToolResult {
-    let mut content: Vec<ContentBlock> = output
-        .content
-        .into_iter()
-        .map(|item| match item {
-            ContentItem::Text(text) | ContentItem::Json(text) => ContentBlock::text(text),
-        })
-        .collect();
+    let mut content: Vec<ContentBlock> = output.content.into_iter().map(content_block).collect();
     // Clients that ignore structured content still get the result as text.
     if content.is_empty()
         && let Some(structured) = &output.structured
@@ -316,6 +310,47 @@ fn tool_success(output: ToolOutput) -> CallToolResult {
     let mut result = CallToolResult::success(content);
     result.structured_content = output.structured;
     result
+}
+
+/// One piece of a module's result as the protocol carries it: bytes as
+/// base64, links and resources as the spec's shapes.
+fn content_block(item: ContentItem) -> ContentBlock {
+    use base64::Engine as _;
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    match item {
+        ContentItem::Text(text) | ContentItem::Json(text) => ContentBlock::text(text),
+        ContentItem::Image(media) => ContentBlock::image(base64(&media.data), media.mime_type),
+        ContentItem::Audio(media) => ContentBlock::audio(base64(&media.data), media.mime_type),
+        ContentItem::ResourceLink(link) => {
+            let mut resource = rmcp::model::Resource::new(link.uri, link.name);
+            resource.title = link.title;
+            resource.description = link.description;
+            resource.mime_type = link.mime_type;
+            resource.size = link.size;
+            ContentBlock::resource_link(resource)
+        }
+        ContentItem::Resource(embedded) => {
+            let (uri, mime_type) = (embedded.uri, embedded.mime_type);
+            ContentBlock::resource(match embedded.contents {
+                ResourceContents::Text(text) => {
+                    rmcp::model::ResourceContents::TextResourceContents {
+                        uri,
+                        mime_type,
+                        text,
+                        meta: None,
+                    }
+                }
+                ResourceContents::Blob(bytes) => {
+                    rmcp::model::ResourceContents::BlobResourceContents {
+                        uri,
+                        mime_type,
+                        blob: base64(&bytes),
+                        meta: None,
+                    }
+                }
+            })
+        }
+    }
 }
 
 fn tool_error(message: &str) -> CallToolResult {

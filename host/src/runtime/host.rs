@@ -11,15 +11,22 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::guest_output::GuestOutput;
 use super::limits::{Limits, MemoryLimiter};
+use super::services::ProgressReport;
 use super::services::{GuestServices, HttpError, LogLevel, OutboundRequest};
 use super::wasi_http::EgressHooks;
-use super::{bindings, wit_http, wit_log};
+use super::world::{v01, v02};
+use super::{wit_http, wit_log, wit_progress};
 
 /// Bytes of log messages a module may write per call; beyond that its log
 /// calls are dropped (and the drop is logged once).
 const LOG_BUDGET: usize = 64 << 10;
 /// Longest single log message kept.
 const LOG_MESSAGE_MAX: usize = 4 << 10;
+/// Progress reports a module may make per call; the protocol's client
+/// hears each, so a module looping over thousands of items cannot flood it.
+const PROGRESS_BUDGET: u32 = 100;
+/// Longest progress message kept.
+const PROGRESS_MESSAGE_MAX: usize = 256;
 
 pub(crate) struct CallState {
     wasi: WasiCtx,
@@ -29,6 +36,9 @@ pub(crate) struct CallState {
     pub limiter: MemoryLimiter,
     module: String,
     log_budget: usize,
+    progress_budget: u32,
+    /// The last `done` passed on: the protocol requires it to grow.
+    progress_done: f64,
     /// Epoch ticks during which the guest was running; see `Runtime::run`.
     pub cpu_ticks: u64,
     /// What the guest may ask of the host in this call.
@@ -64,6 +74,8 @@ impl CallState {
             },
             module: module.to_owned(),
             log_budget: LOG_BUDGET,
+            progress_budget: PROGRESS_BUDGET,
+            progress_done: f64::NEG_INFINITY,
             cpu_ticks: 0,
             services,
         }
@@ -89,7 +101,27 @@ impl WasiHttpView for CallState {
     }
 }
 
-impl bindings::mcpist::plugin::types::Host for CallState {}
+impl v01::mcpist::plugin::types::Host for CallState {}
+impl v02::mcpist::plugin0_2_0::types::Host for CallState {}
+
+impl wit_progress::Host for CallState {
+    fn report(&mut self, done: f64, total: Option<f64>, message: Option<String>) {
+        // Only growing, finite figures make sense to a client; the rest are
+        // dropped without ending the call.
+        let total = total.filter(|t| t.is_finite() && *t >= 0.0);
+        if self.progress_budget == 0 || !done.is_finite() || done <= self.progress_done {
+            return;
+        }
+        self.progress_budget -= 1;
+        self.progress_done = done;
+        let message = message.map(|m| bounded(&self.services.redact(&m), PROGRESS_MESSAGE_MAX));
+        self.services.progress(ProgressReport {
+            done,
+            total,
+            message,
+        });
+    }
+}
 
 impl wit_log::Host for CallState {
     fn log(&mut self, level: wit_log::Level, message: String) {
@@ -101,16 +133,7 @@ impl wit_log::Host for CallState {
         // Redact before cutting, so that a cut never leaves part of a secret.
         // Escape controls too: a newline in a message would forge a host
         // log line.
-        let mut message =
-            crate::untrusted_text::escape(&self.services.redact(&message)).into_owned();
-        if message.len() > LOG_MESSAGE_MAX {
-            let mut cut = LOG_MESSAGE_MAX;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(" [truncated]");
-        }
+        let message = bounded(&self.services.redact(&message), LOG_MESSAGE_MAX);
         self.log_budget = self.log_budget.saturating_sub(message.len());
         let level = match level {
             wit_log::Level::Trace => LogLevel::Trace,
@@ -154,4 +177,19 @@ impl wit_http::Host for CallState {
             }
         }
     }
+}
+
+/// `text` with its controls escaped (a newline would forge a log line) and
+/// cut to `max` bytes.
+fn bounded(text: &str, max: usize) -> String {
+    let mut text = crate::untrusted_text::escape(text).into_owned();
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(" [truncated]");
+    }
+    text
 }

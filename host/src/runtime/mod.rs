@@ -18,8 +18,10 @@ mod compiled_cache;
 mod guest_output;
 mod host;
 mod limits;
+mod output;
 pub mod services;
 mod wasi_http;
+mod world;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,34 +30,28 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, PoolingAllocationConfig, Store};
 
 use crate::manifest::{
     CredentialBinding, Injection, ManifestError, ModuleManifest, ToolFlags, ToolSpec, parse_schema,
 };
 pub use limits::Limits;
+pub use output::{
+    ContentItem, EmbeddedResource, Media, ResourceContents, ResourceLink, ToolOutput,
+};
 pub use services::{
     GuestServices, HttpError, InboundResponse, LogLevel, NoServices, OutboundRequest,
+    ProgressReport,
 };
 
 use compiled_cache::{CompiledModules, DiskCache};
 use guest_output::GuestOutput;
 use host::CallState;
 
-/// Generated from `wit/plugin.wit`.
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "mcpist:plugin/plugin",
-        imports: { "mcpist:plugin/http.send": async },
-        exports: { default: async },
-    });
-}
-
-use bindings::exports::mcpist::plugin::module as guest;
-use bindings::mcpist::plugin::types as wit_types;
-pub(crate) use bindings::mcpist::plugin::{http as wit_http, log as wit_log};
+use output::OutputError;
+use world::{Plugin, PluginPre, declared};
+pub(crate) use world::{wit_http, wit_log, wit_progress};
 
 /// How often the engine's epoch advances. The CPU limit is checked at this
 /// granularity, and a busy guest yields to other tasks this often.
@@ -82,7 +78,7 @@ pub enum RuntimeError {
     },
     /// The component's imports or exports do not fit the plugin world.
     #[error(
-        "the component does not fit the mcpist:plugin@0.1.0 world: {0}. A module exports `mcpist:plugin/module@0.1.0` (world `mcpist:plugin/plugin` in wit/plugin.wit)"
+        "the component does not fit a plugin world the host loads: {0}. A module exports `mcpist:plugin/module@0.2.0` (world `mcpist:plugin/plugin` in wit/plugin.wit) or, built for the previous version, `mcpist:plugin/module@0.1.0` (wit/deps/mcpist-plugin-0.1.0)"
     )]
     Link(String),
 }
@@ -138,8 +134,9 @@ pub enum CallError {
     /// No instance could be made.
     #[error("module `{module}` could not be started: {detail}")]
     Instantiate { module: String, detail: String },
-    /// The structured result is not JSON.
-    #[error("module `{module}` returned a structured result that is not JSON: {detail}")]
+    /// The result broke the rules of `call-output`: its structured result
+    /// is not JSON, or a piece is not what it says it is.
+    #[error("module `{module}` returned an invalid result, which was discarded: {detail}")]
     InvalidOutput { module: String, detail: String },
     /// The module's `describe` broke the declaration rules.
     #[error("module `{module}` described itself wrongly: {source}")]
@@ -184,24 +181,6 @@ impl std::fmt::Display for ModuleError {
     }
 }
 
-/// A piece of a tool's result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ContentItem {
-    /// Plain text.
-    Text(String),
-    /// JSON text (shown to clients as text).
-    Json(String),
-}
-
-/// A tool's result.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolOutput {
-    /// What the client shows.
-    pub content: Vec<ContentItem>,
-    /// The result as JSON, when the tool returns one.
-    pub structured: Option<Value>,
-}
-
 /// What the host tells a module about a call.
 #[derive(Debug, Clone, Default)]
 pub struct CallContext {
@@ -223,7 +202,7 @@ pub struct GuestCall<'a> {
 /// A compiled module, ready to be instantiated for each call.
 #[derive(Clone)]
 pub struct PreparedModule {
-    pre: bindings::PluginPre<CallState>,
+    pre: PluginPre,
 }
 
 impl std::fmt::Debug for PreparedModule {
@@ -268,12 +247,6 @@ const MEMORIES_PER_CALL: u32 = 2;
 /// Bytes of each table reset in place rather than handed back to the kernel.
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
-/// The exports of the world, as they are named in errors: where a value the
-/// module returned could not be read ("list pointer is not aligned"), the
-/// author learns which export returned it.
-const DESCRIBE_EXPORT: &str = "mcpist:plugin/module@0.1.0#describe";
-const CALL_EXPORT: &str = "mcpist:plugin/module@0.1.0#call";
-
 impl Runtime {
     /// An engine whose every call is held to `limits`.
     pub fn new(limits: Limits) -> Result<Runtime, RuntimeError> {
@@ -308,10 +281,7 @@ impl Runtime {
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| {
-            state
-        })
-        .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        world::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         Ok(Runtime {
             engine,
             linker,
@@ -461,8 +431,7 @@ impl Runtime {
             .linker
             .instantiate_pre(component)
             .map_err(|e| RuntimeError::from_link(&e))?;
-        let pre = bindings::PluginPre::new(instance_pre)
-            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        let pre = PluginPre::new(instance_pre).map_err(RuntimeError::Link)?;
         Ok(PreparedModule { pre })
     }
 
@@ -474,19 +443,19 @@ impl Runtime {
         label: &str,
     ) -> Result<ModuleManifest, CallError> {
         let never = CancellationToken::new();
+        let export = module.pre.module_export();
         let info = self
             .run(
                 module,
                 label,
                 Box::new(NoServices),
                 &never,
-                |plugin, store| {
+                move |plugin, store| {
                     Box::pin(async move {
                         plugin
-                            .mcpist_plugin_module()
-                            .call_describe(store)
+                            .describe(store)
                             .await
-                            .map_err(|e| e.context(format!("export `{DESCRIBE_EXPORT}`")))
+                            .map_err(|e| e.context(format!("export `{export}#describe`")))
                     })
                 },
             )
@@ -522,19 +491,19 @@ impl Runtime {
             return Ok((twin.run)(call.arguments));
         }
         let arguments = call.arguments.to_string();
-        let wit_context = wit_types::CallContext {
+        let wit_context = declared::CallContext {
             account: call.context.account.clone(),
         };
         let tool_name = call.tool.to_owned();
+        let export = module.pre.module_export();
         let (result, refusal) = self
             .run(module, name, services, cancel, move |plugin, store| {
                 Box::pin(async move {
                     let result = plugin
-                        .mcpist_plugin_module()
-                        .call_call(&mut *store, &tool_name, &arguments, &wit_context)
+                        .call(&mut *store, &tool_name, &arguments, &wit_context)
                         .await
                         .map_err(|e| {
-                            e.context(format!("export `{CALL_EXPORT}` (tool `{tool_name}`)"))
+                            e.context(format!("export `{export}#call` (tool `{tool_name}`)"))
                         })?;
                     Ok((result, store.data().http_hooks.refusal()))
                 })
@@ -569,7 +538,7 @@ impl Runtime {
     where
         R: Send + 'static,
         F: for<'a> FnOnce(
-                &'a bindings::Plugin,
+                &'a Plugin,
                 &'a mut Store<CallState>,
             ) -> std::pin::Pin<
                 Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
@@ -696,42 +665,18 @@ impl Runtime {
     fn check_output(
         &self,
         module: &str,
-        output: guest::CallOutput,
+        output: world::results::CallOutput,
     ) -> Result<ToolOutput, CallError> {
-        let size = output
-            .content
-            .iter()
-            .map(|c| match c {
-                wit_types::Content::Text(t) | wit_types::Content::Json(t) => t.len(),
-            })
-            .sum::<usize>()
-            + output.structured.as_ref().map_or(0, String::len);
-        if size > self.limits.output_bytes {
-            return Err(CallError::OutputTooLarge {
+        output::checked(output, self.limits.output_bytes).map_err(|error| match error {
+            OutputError::TooLarge { size, limit } => CallError::OutputTooLarge {
                 module: module.to_owned(),
                 size,
-                limit: self.limits.output_bytes,
-            });
-        }
-        let structured = output
-            .structured
-            .map(|text| serde_json::from_str(&text))
-            .transpose()
-            .map_err(|e| CallError::InvalidOutput {
+                limit,
+            },
+            OutputError::Invalid(detail) => CallError::InvalidOutput {
                 module: module.to_owned(),
-                detail: e.to_string(),
-            })?;
-        let content = output
-            .content
-            .into_iter()
-            .map(|c| match c {
-                wit_types::Content::Text(t) => ContentItem::Text(t),
-                wit_types::Content::Json(t) => ContentItem::Json(t),
-            })
-            .collect();
-        Ok(ToolOutput {
-            content,
-            structured,
+                detail,
+            },
         })
     }
 }
@@ -773,12 +718,12 @@ fn spawn_epoch_ticker(engine: &Engine) {
 /// every failing call.
 pub const MAX_ERROR_BYTES: usize = 16 << 10;
 
-fn module_error(error: guest::ToolError) -> ModuleError {
+fn module_error(error: declared::ToolError) -> ModuleError {
     let (kind, mut message) = match error {
-        guest::ToolError::UnknownTool(m) => (ModuleErrorKind::UnknownTool, m),
-        guest::ToolError::InvalidArguments(m) => (ModuleErrorKind::InvalidArguments, m),
-        guest::ToolError::Upstream(m) => (ModuleErrorKind::Upstream, m),
-        guest::ToolError::Failed(m) => (ModuleErrorKind::Failed, m),
+        declared::ToolError::UnknownTool(m) => (ModuleErrorKind::UnknownTool, m),
+        declared::ToolError::InvalidArguments(m) => (ModuleErrorKind::InvalidArguments, m),
+        declared::ToolError::Upstream(m) => (ModuleErrorKind::Upstream, m),
+        declared::ToolError::Failed(m) => (ModuleErrorKind::Failed, m),
     };
     if message.len() > MAX_ERROR_BYTES {
         let total = message.len();
@@ -793,7 +738,7 @@ fn module_error(error: guest::ToolError) -> ModuleError {
     ModuleError { kind, message }
 }
 
-fn manifest_from_wit(info: guest::ModuleInfo) -> Result<ModuleManifest, ManifestError> {
+fn manifest_from_wit(info: declared::ModuleInfo) -> Result<ModuleManifest, ManifestError> {
     let tools = info
         .tools
         .into_iter()
@@ -804,7 +749,7 @@ fn manifest_from_wit(info: guest::ModuleInfo) -> Result<ModuleManifest, Manifest
                 .as_deref()
                 .map(|s| parse_schema(&t.name, "output", s))
                 .transpose()?;
-            use wit_types::ToolFlags as F;
+            use declared::ToolFlags as F;
             Ok(ToolSpec {
                 flags: ToolFlags {
                     read_only: t.flags.contains(F::READ_ONLY),
@@ -824,7 +769,7 @@ fn manifest_from_wit(info: guest::ModuleInfo) -> Result<ModuleManifest, Manifest
         .credentials
         .into_iter()
         .map(|c| {
-            use wit_types::Injection as I;
+            use declared::Injection as I;
             CredentialBinding {
                 service: c.service,
                 inject: match c.inject {

@@ -1,7 +1,7 @@
 //! What a guest may ask of the host during one call, as a trait the runtime
 //! owns and the embedder implements.
 //!
-//! The runtime links the `http` and `log` imports of `wit/plugin.wit`, and
+//! The runtime links the `http`, `log` and `progress` imports of `wit/`, and
 //! `wasi:http/outgoing-handler`, to an
 //! implementation of [`GuestServices`] given for each call, and never names
 //! the implementation's type: the egress layer implements it with the
@@ -63,6 +63,18 @@ pub enum LogLevel {
     Error,
 }
 
+/// How far a call has come, as the module reported it through `progress`:
+/// already checked to grow, redacted and bounded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgressReport {
+    /// Work done so far.
+    pub done: f64,
+    /// All the work, when the module knows it.
+    pub total: Option<f64>,
+    /// A short message.
+    pub message: Option<String>,
+}
+
 /// What a guest may ask of the host during one call.
 ///
 /// The runtime has already applied the sandbox's own bounds before calling
@@ -91,6 +103,12 @@ pub trait GuestServices: Send + Sync {
             LogLevel::Warn => tracing::warn!(target: "mcpist::guest", module, "{message}"),
             LogLevel::Error => tracing::error!(target: "mcpist::guest", module, "{message}"),
         }
+    }
+
+    /// Pass on how far the call has come. Ignored by default: only a
+    /// client that asked hears it.
+    fn progress(&self, report: ProgressReport) {
+        let _ = report;
     }
 }
 

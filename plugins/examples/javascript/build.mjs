@@ -1,6 +1,6 @@
 // Build the example module: bundle app.js with the SDK (plugins/sdk-js) into
 // one ES module with esbuild, then make a component of it with
-// componentize-js for the world mcpist:plugin/plugin.
+// componentize-js for the world mcpist:plugin/plugin@0.1.0.
 //
 //   node build.mjs OUT.wasm
 //
@@ -34,7 +34,7 @@ const bundled = await build({
 
 const { component } = await componentize(bundled.outputFiles[0].text, {
   sourceName: 'app.js',
-  witPath: resolve(here, '../../../wit'),
+  witPath: resolve(here, '../../../wit/deps/mcpist-plugin-0.1.0'),
   worldName: 'mcpist:plugin/plugin',
   disableFeatures: ['fetch-event'],
 });

@@ -262,6 +262,13 @@ pub fn collect(
                 items.push(kept);
             }
         }
+        // A client that asked hears each page arrive; `done` only grows
+        // while items are kept, and the host drops a report that does not.
+        mcpist_plugin::progress(
+            items.len() as f64,
+            Some(limit as f64),
+            &format!("page {pages}: {} of up to {limit} items", items.len()),
+        );
         let link = response.next_link().and_then(|l| link_path(&l));
         if items.len() >= limit {
             more |= link.is_some();

@@ -24,7 +24,7 @@ error; any other exception returns a `failed` tool error carrying the
 exception's type and message (its traceback goes to the host's log), so a bug
 in a module is reported, not a crash.
 
-Build with `componentize-py -d wit -w mcpist:plugin/plugin componentize -p
+Build with `componentize-py -d wit/deps/mcpist-plugin-0.1.0 -w mcpist:plugin/plugin componentize -p
 <sdk-dir> -p <module-dir> app -o module.wasm`; see docs/modules.md.
 """
 

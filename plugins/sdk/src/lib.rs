@@ -16,7 +16,7 @@
 //! ```
 //!
 //! and is built with `cargo build --release --target wasm32-wasip2`. The
-//! world itself is documented in `wit/plugin.wit`.
+//! world itself (`mcpist:plugin@0.2.0`) is documented in `wit/plugin.wit`.
 
 // The generated code names this crate by its external name (so that the
 // `export!` macro works from module crates); make that name resolve here too.
@@ -30,11 +30,15 @@ pub use declare::{Call, Declaration, IntoOutput, ToolSpec};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// Bindings generated from `wit/plugin.wit`.
+/// Bindings generated from `wit/plugin.wit`. 0.2.0 reuses 0.1.0's
+/// declarations, `log` and `http`; with both versions in one world the
+/// generated modules carry the version (`plugin0_1_0`, `plugin0_2_0`).
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "mcpist:plugin/plugin",
+        world: "mcpist:plugin/plugin@0.2.0",
+        // 0.1.0's interfaces are generated here too, not taken from a crate.
+        generate_all,
         pub_export_macro: true,
         default_bindings_module: "mcpist_plugin::bindings",
         runtime_path: "mcpist_plugin::wit_bindgen::rt",
@@ -42,14 +46,49 @@ pub mod bindings {
 }
 
 pub use bindings::export;
-pub use bindings::exports::mcpist::plugin::module::Guest;
-pub use bindings::mcpist::plugin::types::{
-    CallContext, CallOutput, Content, CredentialBinding, HeaderInjection, Injection, ModuleInfo,
-    Tool, ToolError, ToolFlags,
+pub use bindings::exports::mcpist::plugin0_2_0::module::Guest;
+pub use bindings::mcpist::plugin0_1_0::types::{
+    CallContext, CredentialBinding, HeaderInjection, Injection, ModuleInfo, Tool, ToolError,
+    ToolFlags,
 };
-pub use bindings::mcpist::plugin::{http, log};
+pub use bindings::mcpist::plugin0_1_0::{http, log};
+pub use bindings::mcpist::plugin0_2_0::types::{
+    CallOutput, Content, EmbeddedResource, Media, ResourceContents, ResourceLink,
+};
 #[doc(hidden)]
 pub use wit_bindgen;
+
+/// Tell the client how far the call has come: `done` out of `total` (when
+/// known), e.g. `progress(3.0, Some(10.0), "page 3")`. Only a client that
+/// asked hears it; `done` must grow from one report to the next (the host
+/// drops the rest). Outside WebAssembly (a module's native tests) it does
+/// nothing.
+pub fn progress(done: f64, total: Option<f64>, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    bindings::mcpist::plugin0_2_0::progress::report(
+        done,
+        total,
+        (!message.is_empty()).then_some(message),
+    );
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = (done, total, message);
+}
+
+/// A result of one image (`image/png`, `image/jpeg`, `image/gif` or
+/// `image/webp`; the host checks the bytes are of that type), with a line of
+/// text for clients and models that do not show images.
+pub fn image(mime_type: &str, data: Vec<u8>, alt: &str) -> CallOutput {
+    CallOutput {
+        content: vec![
+            Content::Image(Media {
+                mime_type: mime_type.into(),
+                data,
+            }),
+            Content::Text(alt.into()),
+        ],
+        structured: None,
+    }
+}
 
 /// Describe a tool from JSON Schema values.
 pub fn tool(

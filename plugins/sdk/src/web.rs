@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::ToolError;
-use crate::bindings::mcpist::plugin::http;
+use crate::http;
 
 /// Where a module's requests go. In a module it is [`Host`]; a module's
 /// native tests substitute a scripted API or a local server, so the same

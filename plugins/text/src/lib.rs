@@ -5,6 +5,8 @@ use serde_json::{Value, json};
 
 use mcpist_plugin::{Call, Declaration, ToolError, ToolFlags, ToolSpec};
 
+mod qr;
+
 mcpist_plugin::module!(declaration);
 
 /// Most patterns compile to far less; this keeps a hostile pattern from using
@@ -18,7 +20,7 @@ fn declaration() -> Declaration {
     Declaration::new(
         "text",
         env!("CARGO_PKG_VERSION"),
-        "Text utilities: hashes, base64, JSON pointer queries, counts and regular expression matching.",
+        "Text utilities: hashes, base64, JSON pointer queries, counts, regular expression matching and QR codes.",
     )
     .tool(
         tool(
@@ -113,6 +115,13 @@ fn declaration() -> Declaration {
             "required": ["matched", "truncated", "matches"]
         })),
         regex_match,
+    )
+    .tool(
+        tool(
+            "qr_code",
+            "Make a QR code of a text (a URL, contact details, any UTF-8 up to 2048 bytes) and return it as a PNG image, with a line saying its size.",
+        ),
+        qr::qr_code,
     )
 }
 

@@ -100,6 +100,9 @@ struct ConfigFile {
     /// Which calls wait for the person at the client to agree.
     #[serde(default)]
     consent: ConsentFile,
+    /// Long calls as MCP tasks.
+    #[serde(default)]
+    tasks: TasksFile,
     #[serde(default)]
     guards: GuardsFile,
     #[serde(default)]
@@ -115,6 +118,15 @@ struct ConsoleFile {
     bind: Option<std::net::SocketAddr>,
     idle_timeout_mins: Option<u64>,
     allow_remote: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TasksFile {
+    enabled: Option<bool>,
+    after_ms: Option<u64>,
+    keep_secs: Option<u64>,
+    poll_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -306,6 +318,8 @@ pub struct Config {
     pub masks: Arc<Masks>,
     /// Which calls wait for the person at the client to agree, compiled.
     pub consent: Arc<ConsentPolicy>,
+    /// When a call becomes an MCP task, and how long its result is kept.
+    pub tasks: TaskSettings,
     /// The guards run on every module's declaration.
     pub guards: Guards,
     /// Where compiled modules are kept across starts; none when disabled.
@@ -366,6 +380,33 @@ pub struct ServeSettings {
     pub jwt: Option<JwtSettings>,
     /// Meta-tools or every tool listed.
     pub tools: ToolMode,
+}
+
+/// Long calls as MCP tasks (the `io.modelcontextprotocol/tasks`
+/// extension), for clients that declare it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskSettings {
+    /// Offer tasks at all.
+    pub enabled: bool,
+    /// A call still running this long after it was asked for becomes a
+    /// task: the client gets a handle to poll instead of waiting.
+    pub after: Duration,
+    /// How long a task and its result are kept, from its creation (a call
+    /// still running then is stopped).
+    pub keep: Duration,
+    /// How often a client is asked to poll.
+    pub poll_interval: Duration,
+}
+
+impl Default for TaskSettings {
+    fn default() -> Self {
+        TaskSettings {
+            enabled: true,
+            after: Duration::from_secs(2),
+            keep: Duration::from_secs(300),
+            poll_interval: Duration::from_millis(500),
+        }
+    }
 }
 
 /// Where and how calls are recorded (see [`crate::audit`]).
@@ -449,8 +490,10 @@ impl Config {
             base: source.folder().unwrap_or_else(|| home.clone()),
             home,
         };
+        let limits = limits(&file.limits, &source)?;
         Ok(Config {
-            limits: limits(&file.limits, &source)?,
+            tasks: tasks(&file.tasks, &limits),
+            limits,
             http: http(&file.http),
             broker: BrokerSettings {
                 oauth: oauth_apps(file.oauth, &source)?,
@@ -918,6 +961,24 @@ fn console(file: ConsoleFile, source: &Source) -> Result<ConsoleSettings, Config
     })
 }
 
+/// `[tasks]`; a task is kept at least as long as a call may run, so that
+/// its result is there to fetch.
+fn tasks(file: &TasksFile, limits: &Limits) -> TaskSettings {
+    let defaults = TaskSettings::default();
+    TaskSettings {
+        enabled: file.enabled.unwrap_or(defaults.enabled),
+        after: file.after_ms.map_or(defaults.after, Duration::from_millis),
+        keep: file
+            .keep_secs
+            .map_or(defaults.keep, Duration::from_secs)
+            .max(limits.wall_time),
+        poll_interval: file
+            .poll_interval_ms
+            .map_or(defaults.poll_interval, Duration::from_millis)
+            .max(Duration::from_millis(10)),
+    }
+}
+
 fn serve(file: ServeFile, paths: &Paths, source: &Source) -> Result<ServeSettings, ConfigError> {
     if let Some(resource) = &file.resource
         && !url::Url::parse(resource).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
@@ -1028,6 +1089,20 @@ mod tests {
         let config = Config::load(Some(&path), &env(dir.path())).unwrap();
         assert_eq!(config.plugins_dir, dir.path().join("mods"));
         assert_eq!(config.limits.memory_bytes, 16 << 20);
+    }
+
+    #[test]
+    fn a_task_is_kept_at_least_as_long_as_a_call_may_run() {
+        let home = tempfile::tempdir().unwrap();
+        let config = Config::parse_text(
+            "[limits]\nwall_ms = 90000\n[tasks]\nafter_ms = 250\nkeep_secs = 10\n",
+            home.path(),
+        )
+        .unwrap();
+        assert_eq!(config.tasks.after, Duration::from_millis(250));
+        assert_eq!(config.tasks.keep, Duration::from_secs(90));
+        let config = Config::parse_text("", home.path()).unwrap();
+        assert_eq!(config.tasks, TaskSettings::default());
     }
 
     #[test]

@@ -174,6 +174,7 @@ impl Server {
             client: "stdio".to_owned(),
             flat: self.config.serve.tools == ToolMode::Flat,
             pending_consents: Arc::default(),
+            tasks: Arc::new(crate::mcp::CallTasks::new(self.config.tasks)),
         }
     }
 

@@ -3,9 +3,11 @@ running `mcpist` commands, and starting local upstream servers."""
 
 import json
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -240,3 +242,43 @@ def serving(handler):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def hanging_upstream():
+    """A server that reads each request and never answers; it reports each
+    request and when its connection was closed by the other side."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    events = queue.Queue()
+    stop = threading.Event()
+
+    def handle(conn):
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            events.put(("request", time.monotonic(), data.split(b"\r\n")[0].decode()))
+            while conn.recv(4096):
+                pass
+            events.put(("closed", time.monotonic(), None))
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", events
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()

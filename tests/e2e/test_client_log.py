@@ -4,24 +4,19 @@ over stdio and Streamable HTTP, at MCP 2025-11-25 (`logging/setLevel`) and
 2026-07-28 (the level in each request's `_meta`).
 """
 
-import shutil
 import warnings
 
 import pytest
 from mcp import Client
 
-from support import REPO, add_client, connect, http_server, mcpist, serve, text_of
+from support import add_client, connect, http_server, install_fixture, serve, text_of
 
-HOSTILE = REPO / "target" / "fixtures" / "wasm32-wasip2" / "release" / "hostile.wasm"
 MAX_LINES_PER_CALL = 100
 
 
 @pytest.fixture
 def noisy(home):
-    if not HOSTILE.is_file():
-        pytest.fail(f"{HOSTILE} is missing: run `cargo xtask build-fixtures`")
-    shutil.copy(HOSTILE, home / "plugins" / "hostile.wasm")
-    mcpist(home, "plugins", "approve", "hostile", "--yes")
+    install_fixture(home, "hostile")
     return home
 
 

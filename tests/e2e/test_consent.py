@@ -232,21 +232,16 @@ def test_the_typescript_sdk_is_asked_and_hears_log_lines_and_progress(home, gith
     listing."""
     import json
     import os
-    import shutil
     import subprocess
     from pathlib import Path
 
-    from support import REPO
+    from support import REPO, install_fixture
 
     modules = Path(os.environ.get("MCPIST_NPM", REPO / "target" / "e2e-npm")) / "node_modules"
     if not (modules / "@modelcontextprotocol" / "sdk").is_dir():
         pytest.fail(f"{modules}/@modelcontextprotocol/sdk is missing: run `cargo xtask test`, which installs it")
-    hostile = REPO / "target" / "fixtures" / "wasm32-wasip2" / "release" / "hostile.wasm"
-    if not hostile.is_file():
-        pytest.fail(f"{hostile} is missing: run `cargo xtask build-fixtures`")
     set_up(home, github)
-    shutil.copy(hostile, home / "plugins" / "hostile.wasm")
-    mcpist(home, "plugins", "approve", "hostile", "--yes")
+    install_fixture(home, "hostile")
     key = add_client(home, "ts")
     with http_server(home) as base:
         run = subprocess.run(

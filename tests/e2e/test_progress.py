@@ -6,15 +6,13 @@ counts the items of each page it gathers), which then takes over; at MCP
 2025-11-25 and 2026-07-28, over stdio and Streamable HTTP.
 """
 
-import shutil
 
 import pytest
 from mcp import Client
 
-from support import REPO, add_client, connect, http_server, mcpist, python_upstream, records, serve, text_of
+from support import add_client, connect, http_server, install_fixture, mcpist, python_upstream, records, serve, text_of
 
 TOKEN = "ghp_progress_1111aaaa"
-HOSTILE = REPO / "target" / "fixtures" / "wasm32-wasip2" / "release" / "hostile.wasm"
 
 
 class Heard:
@@ -80,10 +78,7 @@ async def test_over_http_too(github):
 
 @pytest.mark.anyio
 async def test_progress_names_the_origin_never_the_path_or_query(home):
-    if not HOSTILE.is_file():
-        pytest.fail(f"{HOSTILE} is missing: run `cargo xtask build-fixtures`")
-    shutil.copy(HOSTILE, home / "plugins" / "hostile.wasm")
-    mcpist(home, "plugins", "approve", "hostile", "--yes")
+    install_fixture(home, "hostile")
     heard = Heard()
     url = "http://169.254.169.254/latest/meta-data/iam/security-credentials/admin?token=s3cr3t"
     async with Client(serve(home)) as client:

@@ -8,15 +8,13 @@ its own server on a private copy of the plugins folder and lock.
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 from mcp import Client
 
-from support import BINARY, REPO, serve as server, text_of
+from support import BINARY, RawStdio, install_fixture, serve as server, text_of
 
-HOSTILE = REPO / "target" / "fixtures" / "wasm32-wasip2" / "release" / "hostile.wasm"
 BUNDLED = ["github", "google_calendar", "notion", "text", "time"]
 
 # "auto" negotiates the newest revision the server offers; "legacy" uses the
@@ -151,9 +149,7 @@ async def test_stdout_carries_only_mcp_even_at_trace_level(home):
 
 @pytest.mark.anyio
 async def test_pending_module_is_not_served(home):
-    if not HOSTILE.is_file():
-        pytest.fail(f"{HOSTILE} is missing: run `cargo xtask build-fixtures`")
-    shutil.copy(HOSTILE, home / "plugins" / "hostile.wasm")
+    install_fixture(home, "hostile", approve=False)
     async with Client(server(home)) as client:
         catalog = await client.call_tool("get_module_schema", {})
         call = await client.call_tool("call_module_tool", {"module": "hostile", "tool": "echo"})
@@ -165,9 +161,7 @@ async def test_pending_module_is_not_served(home):
 async def test_a_hostile_module_cannot_break_the_session(home):
     """Guest stdout/stderr never reach the protocol stream; a crash or a CPU
     hog fails only its call."""
-    if not HOSTILE.is_file():
-        pytest.fail(f"{HOSTILE} is missing: run `cargo xtask build-fixtures`")
-    shutil.copy(HOSTILE, home / "plugins" / "hostile.wasm")
+    install_fixture(home, "hostile", approve=False)
     host_log = home / "host.log"
     (home / "mcpist.toml").write_text(f"[limits]\ncpu_ms = 300\n[log]\nfile = {json.dumps(str(host_log))}\n")
     approve = subprocess.run(
@@ -208,22 +202,8 @@ async def test_a_hostile_module_cannot_break_the_session(home):
 def test_a_message_not_json_too_deep_or_too_large_is_answered_with_an_error(home):
     """The MCP library drops such lines silently; the client would wait for
     an answer forever. They are answered under their own id instead."""
-    process = subprocess.Popen(
-        [str(BINARY), "serve"],
-        env={"MCPIST_HOME": str(home), "PATH": os.environ.get("PATH", "")},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def send(message):
-        process.stdin.write(message if isinstance(message, bytes) else json.dumps(message).encode() + b"\n")
-        process.stdin.flush()
-
-    def answer():
-        return json.loads(process.stdout.readline())
-
-    try:
+    with RawStdio(home) as raw:
+        send, answer = raw.send, raw.receive
         send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
         assert answer()["id"] == 1
@@ -253,6 +233,3 @@ def test_a_message_not_json_too_deep_or_too_large_is_answered_with_an_error(home
         # And the session goes on.
         send({"jsonrpc": "2.0", "id": 9, "method": "ping"})
         assert answer() == {"jsonrpc": "2.0", "id": 9, "result": {}}
-    finally:
-        process.stdin.close()
-        process.wait(timeout=10)

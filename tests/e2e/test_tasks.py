@@ -8,10 +8,6 @@ SDK through its extension mechanism (its own client has no task API), over
 stdio and Streamable HTTP at 2026-07-28, and raw JSON-RPC at 2025-11-25.
 """
 
-import json
-import os
-import shutil
-import subprocess
 import time
 from typing import Any, Literal
 
@@ -21,9 +17,19 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 
-from support import BINARY, REPO, add_client, connect, hanging_upstream, http_server, mcpist, records, serve, text_of
+from support import (
+    RawStdio,
+    add_client,
+    connect,
+    hanging_upstream,
+    http_server,
+    install_fixture,
+    mcpist,
+    records,
+    serve,
+    text_of,
+)
 
-HOSTILE = REPO / "target" / "fixtures" / "wasm32-wasip2" / "release" / "hostile.wasm"
 TOKEN = "ghp_tasks_7777eeee"
 SLEEP = {"module": "hostile", "tool": "sleep", "arguments": {"ms": 1500}}
 GET_ISSUE = {"module": "github", "tool": "get_issue", "arguments": {"owner": "alice", "repo": "notes", "number": 1}}
@@ -113,10 +119,7 @@ async def start_task(client, arguments):
 
 @pytest.fixture
 def hostile(home):
-    if not HOSTILE.is_file():
-        pytest.fail(f"{HOSTILE} is missing: run `cargo xtask build-fixtures`")
-    shutil.copy(HOSTILE, home / "plugins" / "hostile.wasm")
-    mcpist(home, "plugins", "approve", "hostile", "--yes")
+    install_fixture(home, "hostile")
     (home / "mcpist.toml").write_text(TASKS_CONFIG)
     return home
 
@@ -194,29 +197,14 @@ async def test_a_task_is_its_clients_alone_and_cancelling_it_drops_the_upstream_
 
 def test_at_2025_11_25_a_client_declaring_the_extension_gets_tasks_too(hostile):
     """Raw JSON-RPC over stdio: the extension declared at initialize."""
-    process = subprocess.Popen(
-        [str(BINARY), "serve"],
-        env={"MCPIST_HOME": str(hostile), "PATH": os.environ.get("PATH", "")},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def ask(id, method, params):
-        process.stdin.write(json.dumps({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).encode() + b"\n")
-        process.stdin.flush()
-        while True:
-            message = json.loads(process.stdout.readline())
-            if message.get("id") == id:
-                return message
-
-    try:
+    with RawStdio(hostile) as raw:
+        ask = raw.ask
         capabilities = {"extensions": {"io.modelcontextprotocol/tasks": {}}}
         started = ask(1, "initialize", {
             "protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "raw", "version": "1"}})
         assert started["result"]["protocolVersion"] == "2025-11-25"
         assert "io.modelcontextprotocol/tasks" in started["result"]["capabilities"]["extensions"]
-        process.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        raw.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         created = ask(2, "tools/call", {"name": "call_module_tool", "arguments": SLEEP})["result"]
         assert created["resultType"] == "task" and created["status"] == "working", created
         deadline = time.monotonic() + 20
@@ -229,6 +217,3 @@ def test_at_2025_11_25_a_client_declaring_the_extension_gets_tasks_too(hostile):
         assert task["result"]["content"][0]["text"] == "slept"
         unknown = ask(4, "tasks/get", {"taskId": "nope"})
         assert unknown["error"]["code"] == -32602
-    finally:
-        process.stdin.close()
-        process.wait(timeout=10)

@@ -195,9 +195,11 @@ mod tests {
         })
     }
 
-    fn task_id(response: CallToolResponse) -> String {
-        match response {
-            CallToolResponse::Task(task) => task.task.task_id,
+    /// Client `a`'s call answering after `ms`, made a task; its id.
+    async fn started(tasks: &CallTasks, ms: u64, stop: CancellationToken) -> String {
+        let call = answer_after(ms, stop.clone());
+        match tasks.run("a", &CancellationToken::new(), stop, call).await {
+            Ok(CallToolResponse::Task(task)) => task.task.task_id,
             _ => panic!("expected a task"),
         }
     }
@@ -221,18 +223,7 @@ mod tests {
     #[tokio::test]
     async fn a_long_call_becomes_its_clients_task_and_no_one_elses() {
         let tasks = tasks(5);
-        let stop = CancellationToken::new();
-        let id = task_id(
-            tasks
-                .run(
-                    "a",
-                    &CancellationToken::new(),
-                    stop.clone(),
-                    answer_after(50, stop),
-                )
-                .await
-                .unwrap(),
-        );
+        let id = started(&tasks, 50, CancellationToken::new()).await;
         assert_eq!(
             tasks.get("a", &id).unwrap().task.task.status,
             TaskStatus::Working
@@ -256,17 +247,7 @@ mod tests {
     async fn cancelling_a_task_stops_its_call() {
         let tasks = tasks(5);
         let stop = CancellationToken::new();
-        let id = task_id(
-            tasks
-                .run(
-                    "a",
-                    &CancellationToken::new(),
-                    stop.clone(),
-                    answer_after(60_000, stop.clone()),
-                )
-                .await
-                .unwrap(),
-        );
+        let id = started(&tasks, 60_000, stop.clone()).await;
         tasks.cancel("a", &id).unwrap();
         tokio::time::timeout(Duration::from_secs(5), stop.cancelled())
             .await

@@ -40,6 +40,7 @@ fn structured(out: &mcpist_plugin::CallOutput) -> Value {
 fn text(out: &mcpist_plugin::CallOutput) -> String {
     match &out.content[0] {
         Content::Text(t) | Content::Json(t) => t.clone(),
+        other => panic!("expected text, got {other:?}"),
     }
 }
 

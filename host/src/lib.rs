@@ -21,6 +21,9 @@
 //! - [`catalog`]: the modules being served, kept up to date by hot reload;
 //! - [`calls`]: the one audited path every tool call takes, whatever the
 //!   front end;
+//! - [`plan`]: server-side plans (`run_plan`): a graph of calls checked
+//!   whole, then run in parallel where the tools' flags allow, each step a
+//!   call of [`calls`];
 //! - [`server`]: the composition root that wires all of the above once;
 //! - `mcp`: the front end over MCP (rmcp), on stdio and on Streamable
 //!   HTTP for clients holding an API key from `clients` or an access
@@ -73,6 +76,7 @@ pub(crate) mod logging;
 pub mod manifest;
 pub(crate) mod mcp;
 pub(crate) mod oauth;
+pub mod plan;
 pub mod policy;
 pub mod registry;
 pub mod runtime;

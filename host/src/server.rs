@@ -113,6 +113,7 @@ impl<'a> ServerBuilder<'a> {
             audit,
             record_arguments: config.audit.arguments,
             fair_share: FairShare::new(config.limits.concurrent_calls as usize),
+            module_locks: Default::default(),
             consent: config.consent.clone(),
         });
         Ok(Server {

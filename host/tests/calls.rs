@@ -252,7 +252,9 @@ async fn one_client_with_many_slow_calls_cannot_make_another_wait() {
     for _ in 0..12 {
         let (served, finished) = (served.clone(), finished.clone());
         greedy.push(tokio::spawn(async move {
-            let sleep = ToolCall::new("hostile", "sleep", json!({"ms": 1500}));
+            // A concurrency-safe tool: what holds the victim back can only
+            // be the pool.
+            let sleep = ToolCall::new("hostile", "nap", json!({"ms": 1500}));
             let result = served
                 .server
                 .calls()

@@ -27,7 +27,7 @@ async def test_an_authorised_client_lists_and_calls_and_is_audited_by_name(home)
     with http_server(home) as base:
         async with connect(base, key) as client:
             tools = {t.name for t in (await client.list_tools()).tools}
-            assert tools == {"get_module_schema", "call_module_tool"}
+            assert tools == {"get_module_schema", "call_module_tool", "run_plan"}
             result = await client.call_tool(
                 "call_module_tool", {"module": "text", "tool": "count", "arguments": {"text": "over http"}}
             )
@@ -126,7 +126,7 @@ def test_the_typescript_sdk_client_over_http(home):
         )
         assert run.returncode == 0, run.stderr
         seen = json.loads(run.stdout)
-        assert seen["tools"] == ["call_module_tool", "get_module_schema"]
+        assert seen["tools"] == ["call_module_tool", "get_module_schema", "run_plan"]
         assert seen["count"] == {"bytes": 15, "chars": 15, "words": 2, "lines": 1}
         assert seen["missing"]["isError"] is True
         assert "module `text` has no tool `no_such_tool`" in seen["missing"]["text"]

@@ -27,7 +27,7 @@ MODES = ["auto", "legacy"]
 async def test_lists_the_meta_tools(home, mode):
     async with Client(server(home), mode=mode) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert set(tools) == {"get_module_schema", "call_module_tool"}
+    assert set(tools) == {"get_module_schema", "call_module_tool", "run_plan"}
     call = tools["call_module_tool"]
     assert call.input_schema["required"] == ["module", "tool"]
     assert set(call.input_schema["properties"]) == {"module", "tool", "arguments", "account"}

@@ -167,6 +167,9 @@ pub struct Record {
     /// `allowed` when the owner's consent policy let it run unasked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<String>,
+    /// The plan (`run_plan`) the call was a step of, by its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
     /// sha256 of the arguments as canonical JSON.
     pub arguments_sha256: String,
     /// The arguments themselves, only when `[audit] arguments = true`.

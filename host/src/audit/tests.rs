@@ -17,6 +17,7 @@ fn record(tool: &str) -> Record {
             status: Some(200),
         }],
         consent: None,
+        plan: None,
         arguments_sha256: digest(&serde_json::json!({"owner": "o", "repo": "r"})),
         arguments: None,
     }

@@ -26,6 +26,9 @@ pub struct ConsentQuestion {
     pub arguments: Value,
     /// Whether the module flags the tool destructive.
     pub destructive: bool,
+    /// For a plan (`run_plan`): its steps the policy asks about, by step
+    /// id, answered all at once before the plan runs; empty for one call.
+    pub covers: Vec<(String, ConsentQuestion)>,
 }
 
 /// Most arguments listed in the question; the rest are counted.
@@ -37,6 +40,9 @@ impl ConsentQuestion {
     /// The question as the person reads it: what runs, for which account,
     /// with which arguments (each value cut to a readable length).
     pub fn message(&self) -> String {
+        if !self.covers.is_empty() {
+            return self.plan_message();
+        }
         let mut message = format!(
             "Allow {}.{}{}?",
             self.module,
@@ -70,15 +76,47 @@ impl ConsentQuestion {
         message
     }
 
+    /// A plan's question: each step asked about, one line each, with its
+    /// arguments as written (references to earlier steps' results show as
+    /// such).
+    fn plan_message(&self) -> String {
+        let mut message = format!(
+            "Allow {} step{} of this plan to run?",
+            self.covers.len(),
+            if self.covers.len() == 1 { "" } else { "s" }
+        );
+        for (id, step) in &self.covers {
+            let _ = write!(message, "\n- step `{id}`: {}.{}", step.module, step.tool);
+            if let Some(account) = &step.account {
+                let _ = write!(message, " as account \"{account}\"");
+            }
+            if step.destructive {
+                message.push_str(" (can change or delete data)");
+            }
+            if let Some(arguments) = step.arguments.as_object() {
+                for (name, value) in arguments.iter().take(SHOWN_ARGUMENTS) {
+                    let _ = write!(message, "\n    {name}: {}", shown(value));
+                }
+            }
+        }
+        message.push_str(
+            "\nAccept to run them once; decline to refuse them (the plan's other steps still run).",
+        );
+        message
+    }
+
     /// A digest of everything the person agrees to, so that an answer given
     /// for one call cannot be spent on another.
     pub fn digest(&self) -> String {
+        let covers: Vec<(&String, String)> =
+            self.covers.iter().map(|(id, q)| (id, q.digest())).collect();
         let canonical = serde_json::json!([
             self.client,
             self.module,
             self.tool,
             self.account,
-            self.arguments
+            self.arguments,
+            covers
         ]);
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }
@@ -138,6 +176,7 @@ mod tests {
             account: Some("work".into()),
             arguments,
             destructive: true,
+            covers: Vec::new(),
         }
     }
 

@@ -17,6 +17,7 @@ mod fair_share;
 
 pub(crate) use fair_share::FairShare;
 mod consent;
+mod exclusive;
 mod views;
 mod watch;
 
@@ -206,6 +207,17 @@ struct CallTrace {
     outbound: Vec<OutboundRecord>,
     /// How consent was given, where the policy decided on it.
     consent: Option<&'static str>,
+    /// The plan the call was a step of.
+    plan: Option<Arc<str>>,
+}
+
+/// What [`CallService::check_step`] found out about a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepFacts {
+    /// The module flags the tool destructive.
+    pub destructive: bool,
+    /// The consent policy asks the person before it runs.
+    pub asks: bool,
 }
 
 /// The parts a call needs, wired once by [`crate::server::Server`].
@@ -222,6 +234,8 @@ pub struct CallService {
     pub(crate) fair_share: Arc<FairShare>,
     /// Which calls wait for the person at the client to agree.
     pub(crate) consent: Arc<ConsentPolicy>,
+    /// Tools that are not concurrency-safe run alone per module and account.
+    pub(crate) module_locks: exclusive::ModuleLocks,
 }
 
 /// What the client's side offers a call while it runs, when its front end
@@ -233,6 +247,8 @@ pub struct ClientSide {
     pub watcher: Option<Arc<dyn CallWatcher>>,
     /// Asks the person for consent.
     pub asker: Option<Arc<dyn ConsentAsker>>,
+    /// The plan this call is a step of, for the audit.
+    pub plan: Option<Arc<str>>,
 }
 
 impl CallService {
@@ -262,6 +278,7 @@ impl CallService {
         let started = Instant::now();
         let mut trace = CallTrace {
             account: call.account.clone(),
+            plan: side.plan.clone(),
             ..CallTrace::default()
         };
         // Fail closed: a tool runs only while its call can be recorded. The
@@ -298,6 +315,46 @@ impl CallService {
         let error = InvokeError::Malformed(problem);
         self.record(client, &call, Some(&error), trace, 0);
         error
+    }
+
+    /// What a plan needs to know of one step before anything runs: that
+    /// `client` may call the tool (an unknown or masked one answered
+    /// alike), that its arguments fit the schema except at the JSON
+    /// Pointers `unknown` (values not known yet), and whether the consent
+    /// policy will ask the person first.
+    pub fn check_step(
+        &self,
+        client: &str,
+        call: &ToolCall,
+        unknown: &[String],
+    ) -> Result<StepFacts, InvokeError> {
+        let mask = self.masks.of(client);
+        let catalog = self.catalog.get();
+        let (_, tool) = catalog.tool(&call.module, &call.tool, &mask)?;
+        tool.check_arguments_except(&call.arguments, unknown)
+            .map_err(|problems| InvokeError::InvalidArguments {
+                module: call.module.clone(),
+                tool: call.tool.clone(),
+                problems,
+            })?;
+        let destructive = tool.spec.flags.destructive;
+        Ok(StepFacts {
+            asks: self
+                .consent
+                .decide(client, &call.module, &call.tool, destructive)
+                == Decision::Ask,
+            destructive,
+        })
+    }
+
+    /// How long the person has to answer a consent question.
+    pub fn consent_timeout(&self) -> std::time::Duration {
+        self.consent.timeout()
+    }
+
+    /// The most a call's result may hold, in bytes (`[limits] output_kib`).
+    pub fn output_limit(&self) -> usize {
+        self.runtime.limits().output_bytes
     }
 
     /// Changes whenever hot reload changes the modules served.
@@ -345,6 +402,7 @@ impl CallService {
             account: context.account.clone(),
             arguments: call.arguments.clone(),
             destructive: tool.spec.flags.destructive,
+            covers: Vec::new(),
         };
         trace.consent = self
             .consent(question, side.asker.as_deref(), cancel)
@@ -360,15 +418,28 @@ impl CallService {
             Some(watcher) => Box::new(watch::Watched { egress, watcher }),
             None => Box::new(egress),
         };
+        let cancelled = || {
+            InvokeError::Call(CallError::Cancelled {
+                module: call.module.clone(),
+            })
+        };
+        // A tool that is not concurrency-safe waits until it can run alone
+        // for this module and account (and others wait for it).
+        let _exclusive = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(cancelled()),
+            turn = self.module_locks.turn(
+                client,
+                &call.module,
+                context.account.as_deref(),
+                tool.spec.flags.concurrency_safe,
+            ) => turn,
+        };
         // Wait for this client's fair turn at the pool, or for the caller
         // to give up.
         let _turn = tokio::select! {
             biased;
-            () = cancel.cancelled() => {
-                return Err(InvokeError::Call(CallError::Cancelled {
-                    module: call.module.clone(),
-                }));
-            }
+            () = cancel.cancelled() => return Err(cancelled()),
             turn = self.fair_share.turn(client) => turn,
         };
         let guest = GuestCall {
@@ -542,6 +613,7 @@ impl CallService {
                 })
                 .collect(),
             consent: trace.consent.map(str::to_owned),
+            plan: trace.plan.map(|plan| plan.to_string()),
             arguments_sha256: audit::digest(&call.arguments),
             arguments: self.record_arguments.then(|| call.arguments.clone()),
         };

@@ -236,6 +236,7 @@ async fn a_call_the_policy_holds_runs_only_with_the_persons_consent() {
     let side = || ClientSide {
         watcher: None,
         asker: Some(person.clone()),
+        plan: None,
     };
     let never = CancellationToken::new();
     let count = ToolCall::new("text", "count", json!({"text": "a b c"}));

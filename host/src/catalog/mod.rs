@@ -39,6 +39,16 @@ impl ServedTool {
         self.input.validate(arguments)
     }
 
+    /// [`ServedTool::check_arguments`], except at the JSON Pointers
+    /// `unknown` (values not known yet).
+    pub(crate) fn check_arguments_except(
+        &self,
+        arguments: &Value,
+        unknown: &[String],
+    ) -> Result<(), String> {
+        self.input.validate_except(arguments, unknown)
+    }
+
     /// Check a result against the declared output schema, if there is one.
     pub(crate) fn check_output(&self, output: &ToolOutput) -> Result<(), String> {
         let Some(validator) = &self.output else {

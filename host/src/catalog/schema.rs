@@ -119,9 +119,27 @@ impl ArgumentValidator {
 
     /// Check `arguments`; the error lists every problem with its location.
     pub fn validate(&self, arguments: &Value) -> Result<(), String> {
+        self.validate_except(arguments, &[])
+    }
+
+    /// [`ArgumentValidator::validate`], leaving out what is wrong at or
+    /// below the JSON Pointers `unknown`: values not known yet (a plan
+    /// step's references to earlier results), checked once they are.
+    pub fn validate_except(&self, arguments: &Value, unknown: &[String]) -> Result<(), String> {
         let mut problems = Vec::new();
         let mut total = 0;
+        let is_unknown = |path: &str| {
+            unknown.iter().any(|u| {
+                path == u
+                    || path
+                        .strip_prefix(u.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            })
+        };
         for error in self.validator.iter_errors(arguments) {
+            if is_unknown(error.instance_path().as_str()) {
+                continue;
+            }
             total += 1;
             if problems.len() < MAX_REPORTED_ERRORS {
                 problems.push(self.describe(&error, arguments));

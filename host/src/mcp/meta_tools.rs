@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 pub const GET_MODULE_SCHEMA: &str = "get_module_schema";
 pub const CALL_MODULE_TOOL: &str = "call_module_tool";
+pub const RUN_PLAN: &str = "run_plan";
 
 /// One module name or several.
 #[derive(Debug, Deserialize)]
@@ -102,7 +103,53 @@ pub fn definitions() -> Vec<Tool> {
     )
     .with_title("Call module tool");
 
-    vec![get_schema, call_tool]
+    vec![get_schema, call_tool, run_plan()]
+}
+
+/// `run_plan`, offered in both tool modes.
+pub fn run_plan() -> Tool {
+    Tool::new(
+        RUN_PLAN,
+        "Run several module tools in one request, as a plan the server runs: steps that do not \
+         depend on each other run in parallel (up to max_parallel), a step runs once the steps in \
+         its depends_on have succeeded, and an argument value {\"$from\": STEP_ID, \"pointer\": \
+         \"/json/pointer\"} is replaced by that part of an earlier step's result (the step must be \
+         in depends_on). The whole plan is checked before anything runs and refused with every \
+         problem listed. A failed step skips the steps that depend on it; on_error \"stop\" stops \
+         the plan instead. The result lists each step's status (ok, failed, declined, skipped, \
+         cancelled, not_run), duration and result; give a step `select` (a JSON Pointer) to return \
+         only part of its result. Each step is a normal tool call: same arguments, masks, consent \
+         and audit as call_module_tool.",
+        object(json!({
+            "type": "object",
+            "properties": {
+                "steps": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": crate::plan::MAX_STEPS,
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "description": "The step's name, unique in the plan."},
+                            "module": {"type": "string"},
+                            "tool": {"type": "string"},
+                            "arguments": {"type": "object", "additionalProperties": true, "description": "The tool's arguments; a value may be {\"$from\": STEP_ID, \"pointer\": \"/a/0\"}."},
+                            "account": {"type": "string", "description": "Account name; default account when omitted."},
+                            "depends_on": {"type": "array", "items": {"type": "string"}, "description": "Steps that must succeed first."},
+                            "select": {"type": "string", "description": "A JSON Pointer: return only this part of the step's result."}
+                        },
+                        "required": ["id", "module", "tool"],
+                        "additionalProperties": false
+                    }
+                },
+                "on_error": {"type": "string", "enum": ["continue", "stop"], "description": "continue (default): steps not depending on a failed one go on; stop: cancel the rest."},
+                "max_parallel": {"type": "integer", "minimum": 1, "maximum": crate::plan::MAX_PARALLEL, "description": "Steps running at once (default 4)."}
+            },
+            "required": ["steps"],
+            "additionalProperties": false
+        })),
+    )
+    .with_title("Run plan")
 }
 
 fn object(value: Value) -> Arc<JsonObject> {

@@ -48,16 +48,22 @@ use tokio_util::sync::CancellationToken;
 use crate::calls::{
     CallService, ClientSide, ConsentAsker, InvokeError, ModuleSchema, ToolCall, ToolView,
 };
+use crate::plan::{PlanRequest, PlanSide};
 use crate::runtime::{ContentItem, ResourceContents, ToolOutput};
-use meta_tools::{CALL_MODULE_TOOL, CallModuleToolArgs, GET_MODULE_SCHEMA, GetModuleSchemaArgs};
+use meta_tools::{
+    CALL_MODULE_TOOL, CallModuleToolArgs, GET_MODULE_SCHEMA, GetModuleSchemaArgs, RUN_PLAN,
+};
 
 const FLAT_INSTRUCTIONS: &str = "MCPist gives access to the owner's service modules: each tool is \
 named module.tool. Tools of modules that act for the owner's accounts take an optional `account`; \
-omit it for the default account.";
+omit it for the default account. To run several tools in one request, send them to run_plan as \
+steps (independent steps run in parallel; a step may use an earlier step's result).";
 
-const INSTRUCTIONS: &str = "MCPist gives access to the owner's service modules through two tools. \
+const INSTRUCTIONS: &str = "MCPist gives access to the owner's service modules through three tools. \
 Call get_module_schema with no arguments to see the modules, then with {\"module\": NAME} to see a \
-module's tools and their input schemas; then call call_module_tool with {module, tool, arguments}.";
+module's tools and their input schemas; then call call_module_tool with {module, tool, arguments}, \
+or run_plan to run several calls in one request (independent steps run in parallel; a step may use \
+an earlier step's result).";
 
 /// How one MCP session is served.
 #[derive(Debug, Clone)]
@@ -144,28 +150,137 @@ impl McpServer {
         answers: Answers,
         unknown: Unknown,
     ) -> Result<CallToolResponse, ErrorData> {
+        let (server, owner) = (self.clone(), client.clone());
+        self.answer(&client, &context, move |request, stop| {
+            Box::pin(async move {
+                server
+                    .run_call(&call, &owner, &request, answers, &stop)
+                    .await
+                    .response(unknown)
+            })
+        })
+        .await
+    }
+
+    /// Answer a `run_plan` request for `client`: refused with every problem
+    /// listed if the plan does not pass its checks, else run like a call
+    /// (and, for a client that takes tasks, as a task if it runs long).
+    async fn answer_plan(
+        &self,
+        arguments: Value,
+        client: String,
+        context: RequestContext<RoleServer>,
+        answers: Answers,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let request = match meta_tools::parse::<PlanRequest>(arguments.clone()) {
+            Ok(request) => request,
+            Err(problem) => {
+                let refused = self.calls.refuse_malformed(&client, &arguments, problem);
+                return Ok(tool_error(&format!("the plan was not run: {refused}")).into());
+            }
+        };
+        let plan = match crate::plan::check(&self.calls, &client, request) {
+            Ok(plan) => plan,
+            Err(problems) => {
+                tracing::info!(client, problems = problems.len(), "refused a plan");
+                return Ok(tool_error(&format!(
+                    "the plan was not run; nothing ran. Fix these and send it again: {}",
+                    problems.join("; ")
+                ))
+                .into());
+            }
+        };
+        let (server, owner) = (self.clone(), client.clone());
+        self.answer(&client, &context, move |request, stop| {
+            Box::pin(async move {
+                server
+                    .run_plan(plan, &owner, &request, answers, &stop)
+                    .await
+                    .response(Unknown::AsToolError)
+            })
+        })
+        .await
+    }
+
+    /// Run what `work` starts for `client`: awaited here, or, for a client
+    /// that declared the tasks extension, made a task once it has run
+    /// `[tasks] after_ms`. `work` gets the request and the token that stops
+    /// it: the request's own, or, for a call that may outlive the request,
+    /// one of its own.
+    async fn answer(
+        &self,
+        client: &str,
+        context: &RequestContext<RoleServer>,
+        work: impl FnOnce(RequestContext<RoleServer>, CancellationToken) -> tasks::CallFuture,
+    ) -> Result<CallToolResponse, ErrorData> {
         let tasks = self.session.tasks.clone();
         let wants_tasks = context
             .client_capabilities()
             .is_some_and(|capabilities| capabilities.supports_tasks());
         if !(tasks.enabled() && wants_tasks) {
-            return self
-                .run_call(&call, &client, &context, answers, &context.ct)
-                .await
-                .response(unknown);
+            return work(context.clone(), context.ct.clone()).await;
         }
-        // The call may outlive the request, so it owns what it uses, and
-        // stops on its own token: the request's ends with the request.
         let stop = CancellationToken::new();
-        let (server, request, owner) = (self.clone(), context.clone(), client.clone());
-        let stop_call = stop.clone();
-        let run: tasks::CallFuture = Box::pin(async move {
-            server
-                .run_call(&call, &owner, &request, answers, &stop_call)
-                .await
-                .response(unknown)
-        });
-        tasks.run(&client, &context.ct, stop, run).await
+        let run = work(context.clone(), stop.clone());
+        tasks.run(client, &context.ct, stop, run).await
+    }
+
+    /// What the client of the request `context` asked to hear (its log
+    /// level, or the session's, and its progress token), and how its
+    /// person is asked for consent (with `answers` to an earlier round).
+    fn updates_and_asker(
+        &self,
+        context: &RequestContext<RoleServer>,
+        answers: Answers,
+    ) -> (call_updates::Wanted, Arc<consent::Elicitation>) {
+        let wanted = call_updates::Wanted {
+            level: context.meta.log_level().or_else(|| self.log_level.get()),
+            progress: context.meta.get_progress_token(),
+        };
+        let asker = Arc::new(consent::Elicitation::new(
+            context,
+            answers.responses,
+            answers.state,
+            self.session.pending_consents.clone(),
+        ));
+        (wanted, asker)
+    }
+
+    /// Run a checked plan on behalf of the request `context`, as
+    /// [`McpServer::run_call`] runs a call: `cancel` stops it, the client
+    /// hears what it asked for (progress per step), the person is asked
+    /// once about the steps the consent policy asks about.
+    async fn run_plan(
+        &self,
+        plan: crate::plan::Plan,
+        client: &str,
+        context: &RequestContext<RoleServer>,
+        answers: Answers,
+        cancel: &CancellationToken,
+    ) -> Ran {
+        let (wanted, asker) = self.updates_and_asker(context, answers);
+        let ran = call_updates::forwarding(&context.peer, wanted, |watcher| {
+            let side = PlanSide {
+                watcher,
+                asker: Some(asker.clone() as Arc<dyn ConsentAsker>),
+            };
+            crate::plan::run(self.calls.clone(), client, plan, cancel, side)
+        })
+        .await;
+        match (ran, asker.take_round()) {
+            (crate::plan::PlanRun::ConsentAsked, Some(round)) => Ran::AskFirst(round),
+            (crate::plan::PlanRun::ConsentAsked, None) => {
+                Ran::Answered(tool_error("the plan's consent question could not be asked"))
+            }
+            (crate::plan::PlanRun::Done { id, steps }, _) => {
+                let ok = steps
+                    .iter()
+                    .all(|s| s.status == crate::plan::StepOutcome::Ok);
+                Ran::Answered(CallToolResult::structured(
+                    json!({"plan": id, "ok": ok, "steps": steps}),
+                ))
+            }
+        }
     }
 
     /// Run `call` for `client` on behalf of the request `context`: `cancel`
@@ -182,21 +297,13 @@ impl McpServer {
         answers: Answers,
         cancel: &CancellationToken,
     ) -> Ran {
-        let wanted = call_updates::Wanted {
-            level: context.meta.log_level().or_else(|| self.log_level.get()),
-            progress: context.meta.get_progress_token(),
-        };
-        let asker = Arc::new(consent::Elicitation::new(
-            context,
-            answers.responses,
-            answers.state,
-            self.session.pending_consents.clone(),
-        ));
+        let (wanted, asker) = self.updates_and_asker(context, answers);
         let result = call_updates::forwarding(&context.peer, wanted, |watcher| {
             let asker: Arc<dyn ConsentAsker> = asker.clone();
             let side = ClientSide {
                 watcher,
                 asker: Some(asker),
+                plan: None,
             };
             self.calls.call_from(client, call, cancel, side)
         })
@@ -220,6 +327,8 @@ struct Answers {
 enum Ran {
     Done(Result<ToolOutput, InvokeError>),
     AskFirst(rmcp::model::InputRequiredResult),
+    /// A plan's answer, made whole.
+    Answered(CallToolResult),
 }
 
 /// How a call of a tool that is not there (or is masked) is answered.
@@ -239,6 +348,7 @@ impl Ran {
                 Err(unknown_flat_tool(&name))
             }
             (Ran::Done(result), _) => Ok(tool_result(result).into()),
+            (Ran::Answered(result), _) => Ok(result.into()),
         }
     }
 }
@@ -611,7 +721,8 @@ impl ServerHandler for McpServer {
         if self.session.flat {
             let client = self.client_of(&context.extensions);
             let tools = self.calls.tools(&client).into_iter().map(flat_tool);
-            return Ok(ListToolsResult::with_all_items(tools.collect()));
+            let plan = std::iter::once(meta_tools::run_plan());
+            return Ok(ListToolsResult::with_all_items(tools.chain(plan).collect()));
         }
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
     }
@@ -634,6 +745,9 @@ impl ServerHandler for McpServer {
             state: request.request_state,
         };
         let mut arguments = Value::Object(request.arguments.unwrap_or_default());
+        if request.name == RUN_PLAN {
+            return self.answer_plan(arguments, client, context, answers).await;
+        }
         if self.session.flat {
             let Some((module, tool)) = request.name.split_once('.') else {
                 return Err(unknown_flat_tool(&request.name));
@@ -709,7 +823,7 @@ impl ServerHandler for McpServer {
             other => {
                 return Err(ErrorData::invalid_params(
                     format!(
-                        "unknown tool `{other}`; this server offers {GET_MODULE_SCHEMA} and {CALL_MODULE_TOOL}"
+                        "unknown tool `{other}`; this server offers {GET_MODULE_SCHEMA}, {CALL_MODULE_TOOL} and {RUN_PLAN}"
                     ),
                     None,
                 ));

@@ -308,6 +308,11 @@ impl Runtime {
         self
     }
 
+    /// What every call is held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Set up and tear down one call's sandbox (store, limits, instance)
     /// without calling into it: the fixed cost of a fresh instance per call.
     /// Only built with the `bench` feature.

@@ -52,6 +52,9 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
     if args.iter().any(|a| a == "--vaults-only") {
         return crate::vault_bench::run(root, &binary, calls);
     }
+    if args.iter().any(|a| a == "--plans-only") {
+        return crate::plan_bench::run(root, &binary);
+    }
     if args.iter().any(|a| a == "--languages-only") {
         return measure_languages(root, &binary, calls);
     }
@@ -182,6 +185,7 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
         mib(twenty.peak_rss_kib)
     );
     crate::vault_bench::run(root, &binary, calls)?;
+    crate::plan_bench::run(root, &binary)?;
     measure_languages(root, &binary, calls)?;
     if !skip_micro {
         micro(root)?;
@@ -342,16 +346,7 @@ fn measure_twenty(root: &Path, binary: &Path) -> anyhow::Result<Twenty> {
     }
     let config = home.join("mcpist.toml");
     std::fs::write(&config, "[audit]\nfsync = \"never\"\n")?;
-    let mcpist = |args: &[&str]| {
-        let mut command = Command::new(binary);
-        command
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env("MCPIST_HOME", &home)
-            .env("MCPIST_LOG", "warn");
-        command
-    };
+    let mcpist = mcpist_in(binary, &config, &home);
     for name in &names {
         let approved = mcpist(&["plugins", "approve", name, "--yes"])
             .stdout(Stdio::null())
@@ -659,7 +654,7 @@ fn clock_ticks_per_second() -> f64 {
 
 /// Start a stdio server and wait for its first `tools/list` answer; the
 /// time from process start to that answer is the cold start.
-fn start_stdio(command: &mut Command) -> anyhow::Result<(Child, Pipes, Duration)> {
+pub(crate) fn start_stdio(command: &mut Command) -> anyhow::Result<(Child, Pipes, Duration)> {
     let started = Instant::now();
     let mut child = command
         .stdin(Stdio::piped())
@@ -685,7 +680,68 @@ fn time_start(command: &mut Command) -> anyhow::Result<Duration> {
     Ok(elapsed)
 }
 
-fn stop(mut child: Child) {
+/// `binary ARGS` with `config` on the data folder `home`, logging only
+/// warnings.
+pub(crate) fn mcpist_in<'a>(
+    binary: &'a Path,
+    config: &'a Path,
+    home: &'a Path,
+) -> impl Fn(&[&str]) -> Command + 'a {
+    move |args| {
+        let mut command = Command::new(binary);
+        command
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("MCPIST_HOME", home)
+            .env("MCPIST_LOG", "warn");
+        command
+    }
+}
+
+/// A child process stopped when dropped.
+pub(crate) struct Running(pub(crate) Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One of the local upstream stand-ins of tests/e2e/upstreams (`name`.py),
+/// on a free port, with its bearer tokens (a JSON object) and every answer
+/// `latency_ms` late (GitHub's and Notion's take `--latency-ms`); stopped
+/// when the `Running` is dropped.
+pub(crate) fn upstream(
+    python: &Path,
+    root: &Path,
+    name: &str,
+    tokens: &str,
+    latency_ms: u32,
+) -> anyhow::Result<(Running, String)> {
+    let mut command = Command::new(python);
+    command
+        .arg(root.join(format!("tests/e2e/upstreams/{name}.py")))
+        .args(["--port", "0", "--tokens", tokens]);
+    if latency_ms > 0 {
+        command.args(["--latency-ms", &latency_ms.to_string()]);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start the {name} stand-in"))?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("piped")?).read_line(&mut line)?;
+    let running = Running(child);
+    let port = line
+        .strip_prefix("listening on ")
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .with_context(|| format!("the {name} stand-in did not start: {line:?}"))?;
+    Ok((running, format!("http://127.0.0.1:{port}")))
+}
+
+pub(crate) fn stop(mut child: Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -716,7 +772,7 @@ fn time_calls(
     ))
 }
 
-trait Rpc {
+pub(crate) trait Rpc {
     /// Send a request and return the JSON-RPC message that answers it.
     fn request(&mut self, id: usize, method: &str, params: &str) -> anyhow::Result<String>;
 }
@@ -731,7 +787,7 @@ fn answers(message: &str, id: usize) -> bool {
 }
 
 /// Newline-delimited JSON-RPC on the server's stdin and stdout.
-struct Pipes {
+pub(crate) struct Pipes {
     to_server: ChildStdin,
     from_server: BufReader<ChildStdout>,
 }

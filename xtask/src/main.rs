@@ -14,7 +14,7 @@
 //!   modules' unit tests, then end to end with the official Python MCP SDK
 //!   against local upstream servers, and the web console in Debian's headless
 //!   Chromium), installing what it needs;
-//! - `cargo xtask bench [--calls N] [--no-micro] [--languages-only]`: one table of what a tool
+//! - `cargo xtask bench [--calls N] [--no-micro] [--languages-only | --vaults-only | --plans-only]`: one table of what a tool
 //!   call costs (against a do-nothing server and a native twin), cold starts
 //!   and RSS, then the criterion micro-benchmarks (release build).
 
@@ -26,6 +26,7 @@ use anyhow::{Context, bail};
 
 mod bench;
 mod examples;
+mod plan_bench;
 mod vault_bench;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
@@ -57,7 +58,7 @@ fn main() -> anyhow::Result<()> {
                  verify-reproducible  rebuild the bundled modules from scratch and compare with registry.lock\n  \
                  run [-- ARGS]   build everything and serve MCP over stdio (ARGS go to `mcpist serve`)\n  \
                  test            run the whole test suite\n  \
-                 bench [--calls N] [--no-micro] [--languages-only]  the benchmark table (release build), then the criterion micro-benchmarks"
+                 bench [--calls N] [--no-micro] [--languages-only|--vaults-only|--plans-only]  the benchmark table (release build), then the criterion micro-benchmarks"
             );
             std::process::exit(2);
         }

@@ -13,28 +13,18 @@
 //! with the four servers running side by side and called in turn, so that
 //! a drift of the machine or of the upstream touches every row alike.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::bench::interleaved_medians;
+use crate::bench::{Running, interleaved_medians};
 
 const CALL: &str = r#"{"name":"call_module_tool","arguments":{"module":"notion","tool":"search","arguments":{"query":"Roadmap"}}}"#;
 const TOKEN: &str = "secret_bench_notion_1";
-
-/// A child process stopped when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 pub fn run(root: &Path, binary: &Path, calls: usize) -> anyhow::Result<()> {
     let python = crate::python_env(root)?;
@@ -46,7 +36,13 @@ pub fn run(root: &Path, binary: &Path, calls: usize) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
 
-    let (_upstream, upstream) = notion_upstream(&python, root)?;
+    let (_upstream, upstream) = crate::bench::upstream(
+        &python,
+        root,
+        "notion",
+        &format!(r#"{{"{TOKEN}": "workspace-a"}}"#),
+        0,
+    )?;
     let (_bao, bao_url, bao_token) = openbao(&bao_binary, &dir)?;
     let common = format!(
         "plugins_dir = {:?}\nlock_file = \"registry.lock\"\n[audit]\nfsync = \"never\"\n[upstreams]\n\"api.notion.com\" = \"{upstream}\"\n",
@@ -176,29 +172,6 @@ fn add_account(mut command: Command) -> anyhow::Result<()> {
         bail!("`mcpist account add` failed");
     }
     Ok(())
-}
-
-/// tests/e2e/upstreams/notion.py on a free port.
-fn notion_upstream(python: &Path, root: &Path) -> anyhow::Result<(Running, String)> {
-    let mut child = Command::new(python)
-        .arg(root.join("tests/e2e/upstreams/notion.py"))
-        .args([
-            "--port",
-            "0",
-            "--tokens",
-            &format!(r#"{{"{TOKEN}": "workspace-a"}}"#),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start the Notion stand-in")?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("piped")?).read_line(&mut line)?;
-    let running = Running(child);
-    let port = line
-        .strip_prefix("listening on ")
-        .and_then(|p| p.trim().parse::<u16>().ok())
-        .with_context(|| format!("the Notion stand-in did not start: {line:?}"))?;
-    Ok((running, format!("http://127.0.0.1:{port}")))
 }
 
 /// An OpenBao dev server (in memory, KV v2 at `secret/`) on a free port,

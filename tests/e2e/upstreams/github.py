@@ -762,7 +762,7 @@ def main():
     Handler.tokens = tokens
     Handler.world = build_world(sorted(set(tokens.values())))
     Handler.verbose = args.verbose
-    serving.serve(Handler, args.port)
+    serving.serve(Handler, args.port, args.latency_ms)
 
 
 if __name__ == "__main__":

@@ -1309,7 +1309,7 @@ def main():
     Handler.tokens = tokens
     Handler.workspaces = {name: build_workspace(name) for name in sorted(set(tokens.values()))}
     Handler.verbose = args.verbose
-    serving.serve(Handler, args.port)
+    serving.serve(Handler, args.port, args.latency_ms)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """What the local upstream servers share: the command line (`--port`,
-`--tokens`, `--verbose`) and serving until SIGTERM or SIGINT, after printing
+`--tokens`, `--verbose`, `--latency-ms`) and serving until SIGTERM or SIGINT, after printing
 exactly one line, `listening on <port>`. Python standard library only."""
 
 import argparse
 import json
 import signal
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -22,25 +23,33 @@ class ApiHandler(BaseHTTPRequestHandler):
     # Set on the class by main().
     tokens = {}
     verbose = False
+    # Seconds every answer waits before it is computed: the network and the
+    # service's own time, for benchmarks that need a realistic upstream.
+    latency = 0.0
 
     def log_message(self, fmt, *args):
         if self.verbose:
             sys.stderr.write(f"{self.log_name}: " + (fmt % args) + "\n")
 
     def do_GET(self):
-        self.handle_api("GET")
+        self.answer("GET")
 
     def do_POST(self):
-        self.handle_api("POST")
+        self.answer("POST")
 
     def do_PATCH(self):
-        self.handle_api("PATCH")
+        self.answer("PATCH")
 
     def do_PUT(self):
-        self.handle_api("PUT")
+        self.answer("PUT")
 
     def do_DELETE(self):
-        self.handle_api("DELETE")
+        self.answer("DELETE")
+
+    def answer(self, method):
+        if self.latency:
+            time.sleep(self.latency)
+        self.handle_api(method)
 
     def handle_api(self, method):
         raise NotImplementedError
@@ -52,6 +61,7 @@ def parse_args(description, tokens_help, tokens_mean):
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--tokens", required=True, help=tokens_help)
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    parser.add_argument("--latency-ms", type=float, default=0, help="wait this long before every answer")
     args = parser.parse_args()
     args.tokens = json.loads(args.tokens)
     if not isinstance(args.tokens, dict) or not all(isinstance(v, str) and v for v in args.tokens.values()):
@@ -59,8 +69,10 @@ def parse_args(description, tokens_help, tokens_mean):
     return args
 
 
-def serve(handler, port):
-    """Serve `handler` on 127.0.0.1:`port` until terminated."""
+def serve(handler, port, latency_ms=0):
+    """Serve `handler` on 127.0.0.1:`port` until terminated, each answer
+    `latency_ms` late."""
+    handler.latency = latency_ms / 1000
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
 

@@ -104,7 +104,7 @@ pub fn run(root: &Path, binary: &Path) -> anyhow::Result<()> {
         );
     }
     println!(
-        "  per step ({STEPS} text.count steps, max_parallel = 1, medians of {FAST_ROUNDS} rounds): {} in a plan, {} as a plain call from the client; a plan adds {} a step",
+        "  per step ({STEPS} text.count steps, max_parallel = 1, medians of {FAST_ROUNDS} rounds): {} in a plan, {} as a plain call from the client ({} a step)",
         us(figures.plan_step),
         us(figures.plain_call),
         signed_us(figures.plan_step, figures.plain_call),

@@ -46,13 +46,15 @@ pub fn run(root: &Path, binary: &Path) -> anyhow::Result<()> {
         &format!(r#"{{"{TOKEN}": "alice"}}"#),
         LATENCY_MS,
     )?;
+    // A copy of the lock: `plugins host` below writes the host rule to it,
+    // and the repository's pins must stay as they are.
+    std::fs::copy(root.join("registry.lock"), home.join("registry.lock"))?;
     let config = home.join("mcpist.toml");
     std::fs::write(
         &config,
         format!(
-            "plugins_dir = {:?}\nlock_file = {:?}\n[audit]\nfsync = \"never\"\n[upstreams]\n\"api.github.com\" = \"{upstream}\"\n",
+            "plugins_dir = {:?}\nlock_file = \"registry.lock\"\n[audit]\nfsync = \"never\"\n[upstreams]\n\"api.github.com\" = \"{upstream}\"\n",
             root.join("plugins"),
-            root.join("registry.lock")
         ),
     )?;
     let mcpist = mcpist_in(binary, &config, &home);

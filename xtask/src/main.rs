@@ -147,9 +147,32 @@ pub(crate) fn build_components(
     Ok(target_dir.join(WASM_TARGET).join("release"))
 }
 
+/// One component a workspace builds.
+struct Built {
+    /// The built file, `<crate>.wasm` in the target folder.
+    file: PathBuf,
+    /// Where it goes in the plugins folder: `<crate>.wasm` for a module,
+    /// `engines/<crate>.wasm` for a script engine.
+    installed_as: String,
+}
+
+/// The workspaces of bundled components: the modules, and the script
+/// engines (a workspace of their own, so that their dependencies' features
+/// are not unified with the modules'), each with its target folder and
+/// where its components go in `plugins/`.
+const BUNDLED: [(&str, &str, &str); 2] = [
+    ("plugins", "plugins", ""),
+    ("plugins/engines", "engines", "engines/"),
+];
+
 /// Build a workspace of modules for wasm32-wasip2 with reproducible flags and
-/// return the built components (`<crate>.wasm`).
-fn build_modules(root: &Path, workspace: &str, target_dir: &str) -> anyhow::Result<Vec<PathBuf>> {
+/// return the built components, to be installed under `prefix`.
+fn build_modules(
+    root: &Path,
+    workspace: &str,
+    target_dir: &str,
+    prefix: &str,
+) -> anyhow::Result<Vec<Built>> {
     let target_dir = root.join("target").join(target_dir);
     let out = build_components(root, &root.join(workspace).join("Cargo.toml"), &target_dir)?;
     let mut built = Vec::new();
@@ -158,7 +181,8 @@ fn build_modules(root: &Path, workspace: &str, target_dir: &str) -> anyhow::Resu
         if !file.is_file() {
             bail!("expected {} after the build", file.display());
         }
-        built.push(file);
+        let installed_as = format!("{prefix}{member}.wasm");
+        built.push(Built { file, installed_as });
     }
     Ok(built)
 }
@@ -178,11 +202,19 @@ fn workspace_members(dir: &Path) -> anyhow::Result<Vec<String>> {
     Ok(members)
 }
 
+/// Build every bundled component (modules and script engines).
+fn build_bundled(root: &Path) -> anyhow::Result<Vec<Built>> {
+    let mut built = Vec::new();
+    for (workspace, target_dir, prefix) in BUNDLED {
+        built.extend(build_modules(root, workspace, target_dir, prefix)?);
+    }
+    Ok(built)
+}
+
 fn build_plugins(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let built = build_modules(root, "plugins", "plugins")?;
     let mut installed = Vec::new();
-    for file in built {
-        let dest = root.join("plugins").join(file.file_name().unwrap());
+    for Built { file, installed_as } in build_bundled(root)? {
+        let dest = root.join("plugins").join(&installed_as);
         std::fs::copy(&file, &dest)
             .with_context(|| format!("cannot copy to {}", dest.display()))?;
         eprintln!(
@@ -195,7 +227,10 @@ fn build_plugins(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn build_fixtures(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    build_modules(root, "tests/fixtures", "fixtures")
+    Ok(build_modules(root, "tests/fixtures", "fixtures", "")?
+        .into_iter()
+        .map(|built| built.file)
+        .collect())
 }
 
 /// Rebuild the bundled modules from source, from scratch, and compare each
@@ -206,6 +241,7 @@ fn verify_reproducible(root: &Path) -> anyhow::Result<()> {
     struct LockFile {
         #[serde(default)]
         module: Vec<Pin>,
+        script_engine: Option<Pin>,
     }
     #[derive(serde::Deserialize)]
     struct Pin {
@@ -214,22 +250,27 @@ fn verify_reproducible(root: &Path) -> anyhow::Result<()> {
     }
     use sha2::Digest;
 
-    let scratch = root.join("target/reproduce");
-    if scratch.exists() {
-        std::fs::remove_dir_all(&scratch)
-            .with_context(|| format!("cannot clear {}", scratch.display()))?;
+    // From scratch, in the folders `build-plugins` and `test` build in, so
+    // that a `test` after this (as in CI) builds nothing again.
+    for (_, target_dir, _) in BUNDLED {
+        let scratch = root.join("target").join(target_dir);
+        if scratch.exists() {
+            std::fs::remove_dir_all(&scratch)
+                .with_context(|| format!("cannot clear {}", scratch.display()))?;
+        }
     }
-    let built = build_modules(root, "plugins", "reproduce")?;
+    let built = build_bundled(root)?;
     let lock: LockFile = toml::from_str(
         &std::fs::read_to_string(root.join("registry.lock"))
             .context("cannot read registry.lock")?,
     )
     .context("registry.lock is not valid")?;
+    let pins: Vec<&Pin> = lock.module.iter().chain(&lock.script_engine).collect();
     let mut problems = Vec::new();
-    for path in &built {
-        let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        let sha256 = hex::encode(sha2::Sha256::digest(std::fs::read(path)?));
-        match lock.module.iter().find(|p| p.file == file) {
+    for built in &built {
+        let file = &built.installed_as;
+        let sha256 = hex::encode(sha2::Sha256::digest(std::fs::read(&built.file)?));
+        match pins.iter().find(|p| p.file == *file) {
             Some(pin) if pin.sha256 == sha256 => eprintln!("xtask: {file}: reproduced {sha256}"),
             Some(pin) => problems.push(format!(
                 "{file}: built {sha256}, registry.lock pins {}",
@@ -238,11 +279,8 @@ fn verify_reproducible(root: &Path) -> anyhow::Result<()> {
             None => problems.push(format!("{file}: built, but not pinned in registry.lock")),
         }
     }
-    for pin in &lock.module {
-        if !built
-            .iter()
-            .any(|p| p.file_name().is_some_and(|n| *n == *pin.file))
-        {
+    for pin in &pins {
+        if !built.iter().any(|b| b.installed_as == pin.file) {
             problems.push(format!(
                 "{}: pinned in registry.lock, but no source builds it",
                 pin.file
@@ -251,12 +289,12 @@ fn verify_reproducible(root: &Path) -> anyhow::Result<()> {
     }
     if !problems.is_empty() {
         bail!(
-            "the bundled modules do not reproduce registry.lock:\n  {}\nIf the sources changed on purpose, rebuild (`cargo xtask build-plugins`) and approve the new builds.",
+            "the bundled modules do not reproduce registry.lock:\n  {}\nIf the sources changed on purpose, rebuild (`cargo xtask build-plugins`) and approve the new builds (`mcpist plugins approve NAME`, `mcpist plugins approve-engine` for the script engine).",
             problems.join("\n  ")
         );
     }
     eprintln!(
-        "xtask: all {} bundled modules reproduce registry.lock",
+        "xtask: all {} bundled components reproduce registry.lock",
         built.len()
     );
     Ok(())

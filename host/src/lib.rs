@@ -80,6 +80,7 @@ pub mod plan;
 pub mod policy;
 pub mod registry;
 pub mod runtime;
+pub mod script;
 pub(crate) mod secure_url;
 pub mod server;
 pub(crate) mod untrusted_text;

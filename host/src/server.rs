@@ -114,6 +114,7 @@ impl<'a> ServerBuilder<'a> {
             record_arguments: config.audit.arguments,
             fair_share: FairShare::new(config.limits.concurrent_calls as usize),
             module_locks: Default::default(),
+            scripts: crate::script::Scripts::new(config.limits.concurrent_calls),
             consent: config.consent.clone(),
         });
         Ok(Server {

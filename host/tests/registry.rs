@@ -179,6 +179,28 @@ async fn a_module_importing_what_the_host_lacks_names_the_import_and_what_is_off
     );
 }
 
+/// The attack: a service module importing the script engine's
+/// `script-host`, to call the owner's other tools from inside a call. Only
+/// the script engine's linker has it, so the module never loads.
+#[tokio::test]
+async fn a_module_cannot_import_the_script_engines_tool_calls() {
+    let home = Home::new(Limits::default());
+    let component = wat::parse_str(
+        r#"(component
+            (import "mcpist:plugin/script-host@0.2.0" (instance
+                (export "call-tool" (func (param "module" string) (param "tool" string)
+                    (param "account" (option string)) (param "arguments" string) (result u32)))
+                (export "console" (func (param "line" string))))))"#,
+    )
+    .unwrap();
+    std::fs::write(home.plugins().join("caller.wasm"), component).unwrap();
+    let scan = home.scan().await;
+    assert_invalid(
+        &scan.modules[0].state,
+        "the module imports `mcpist:plugin/script-host@0.2.0`",
+    );
+}
+
 /// A module whose `describe` returns a value the host cannot read: its
 /// `tools` list points at an address not aligned for the list's elements.
 /// A core module in text, made a component for the 0.1.0 world (as a

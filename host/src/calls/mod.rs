@@ -236,6 +236,8 @@ pub struct CallService {
     pub(crate) consent: Arc<ConsentPolicy>,
     /// Tools that are not concurrency-safe run alone per module and account.
     pub(crate) module_locks: exclusive::ModuleLocks,
+    /// The script engine, once a script needed it, and turns to run one.
+    pub(crate) scripts: crate::script::Scripts,
 }
 
 /// What the client's side offers a call while it runs, when its front end

@@ -19,6 +19,7 @@ use crate::manifest::{ModuleManifest, ToolSpec};
 use crate::policy::Mask;
 use crate::registry::Scan;
 use crate::runtime::{PreparedModule, ToolOutput};
+use crate::script::ApprovedEngine;
 use schema::ArgumentValidator;
 
 /// A tool ready to be called.
@@ -129,6 +130,7 @@ fn list(names: &[String]) -> String {
 #[derive(Debug, Default)]
 pub struct Catalog {
     modules: BTreeMap<String, ServedModule>,
+    script_engine: Option<ApprovedEngine>,
 }
 
 impl Catalog {
@@ -161,7 +163,15 @@ impl Catalog {
                 }
             }
         }
-        Catalog { modules }
+        Catalog {
+            modules,
+            script_engine: scan.script_engine.clone(),
+        }
+    }
+
+    /// The script engine the owner approved, if any.
+    pub fn script_engine(&self) -> Option<&ApprovedEngine> {
+        self.script_engine.as_ref()
     }
 
     /// Every served module, by name.

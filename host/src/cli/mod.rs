@@ -222,6 +222,16 @@ enum PluginsCommand {
     },
     /// Exit non-zero unless every module is pinned and every pin has its file
     Verify,
+    /// Approve the script engine that runs `run_script` programs: check that
+    /// it is one, show what it may do, ask, then pin its sha256
+    ApproveEngine {
+        /// The engine's file, inside the plugins folder
+        #[arg(long, default_value = crate::script::DEFAULT_ENGINE_FILE)]
+        file: String,
+        /// Approve without asking
+        #[arg(long, short)]
+        yes: bool,
+    },
     /// Restrict (or widen) how an approved module may use one of its hosts;
     /// with no options, resets to any method and path on public addresses
     Host {
@@ -314,6 +324,9 @@ fn run_with(customize: fn(ServerBuilder<'_>) -> ServerBuilder<'_>) -> anyhow::Re
                 plugins::use_version(&config, &version)
             }
             Command::Plugins(PluginsCommand::Verify) => plugins::verify(&config).await,
+            Command::Plugins(PluginsCommand::ApproveEngine { file, yes }) => {
+                plugins::approve_engine(&config, &file, yes).await
+            }
             Command::Plugins(PluginsCommand::Host {
                 name,
                 host,

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::manifest::ModuleManifest;
+use anyhow::Context;
+
+use crate::registry::lock::EnginePin;
 use crate::registry::{self, Approval, HostRule, Lock, ModuleState, short_hash};
+use crate::script::ApprovedEngine;
 
 pub(super) async fn list(config: &Config) -> anyhow::Result<ExitCode> {
     let (_runtime, _lock, scan) = super::scan(config).await?;
@@ -63,6 +67,9 @@ pub(super) async fn list(config: &Config) -> anyhow::Result<ExitCode> {
             config.plugins_dir.display()
         )?;
     }
+    if let Some((_, line)) = engine_state(config, &scan) {
+        writeln!(out, "\n{line}")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -107,6 +114,89 @@ pub(super) async fn approve(
         config.lock_file.display()
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn approve_engine(
+    config: &Config,
+    file: &str,
+    yes: bool,
+) -> anyhow::Result<ExitCode> {
+    let (runtime, mut lock, _scan) = super::scan(config).await?;
+    let out = &mut std::io::stdout().lock();
+    let unchecked = EnginePin {
+        file: file.to_owned(),
+        sha256: String::new(),
+    };
+    let Some(located) = ApprovedEngine::locate(&config.plugins_dir, &unchecked) else {
+        anyhow::bail!("{file}: the engine's file must be a path inside the plugins folder");
+    };
+    let bytes = std::fs::read(&located.path)
+        .with_context(|| format!("cannot read {}", located.path.display()))?;
+    let sha256 = registry::sha256_hex(&bytes);
+    // Approve only what can serve as an engine: it links as one.
+    runtime
+        .prepare_script_engine(file, &bytes, &sha256)
+        .with_context(|| format!("{} cannot be the script engine", located.path.display()))?;
+    writeln!(out, "Script engine {file}")?;
+    writeln!(out, "  sha256 {sha256}")?;
+    match lock.script_engine() {
+        Some(pin) if pin.sha256 == sha256 && pin.file == file => {
+            writeln!(out, "Already approved; nothing changed.")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(pin) => writeln!(out, "  replaces {} (sha256 {})", pin.file, pin.sha256)?,
+        None => writeln!(out, "  no script engine was approved before")?,
+    }
+    writeln!(
+        out,
+        "It runs the programs clients send to run_script. A program can call every tool the \
+         client that sent it may call (each call masked, consented and audited like any other) \
+         and reach nothing else."
+    )?;
+    if !yes && !confirm(out, "Approve this script engine?")? {
+        writeln!(out, "Not approved; nothing changed.")?;
+        return Ok(ExitCode::FAILURE);
+    }
+    lock.pin_script_engine(EnginePin {
+        file: file.to_owned(),
+        sha256: sha256.clone(),
+    });
+    lock.save(&config.lock_file)?;
+    writeln!(
+        out,
+        "\nPinned the script engine {file} (sha256 {sha256}) in {}.",
+        config.lock_file.display()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The script engine's line in `plugins list` and `plugins verify`: `ok`
+/// when its file is the one approved.
+fn engine_state(config: &Config, scan: &registry::Scan) -> Option<(bool, String)> {
+    let engine = scan.script_engine.as_ref()?;
+    let file = &engine.pin.file;
+    Some(match std::fs::read(&engine.path) {
+        Err(e) => (
+            false,
+            format!("script engine ({file}): approved, but cannot be read: {e}"),
+        ),
+        Ok(bytes) if registry::sha256_hex(&bytes) == engine.pin.sha256 => (
+            true,
+            format!(
+                "script engine ({file}): approved, sha256 {}; run_script is offered",
+                short_hash(&engine.pin.sha256)
+            ),
+        ),
+        Ok(bytes) => (
+            false,
+            format!(
+                "script engine ({file}): changed, sha256 {} (approved {}); approve it with `mcpist plugins approve-engine` from {}",
+                short_hash(&registry::sha256_hex(&bytes)),
+                short_hash(&engine.pin.sha256),
+                config.plugins_dir.display()
+            ),
+        ),
+    })
 }
 
 pub(super) fn use_version(config: &Config, spec: &str) -> anyhow::Result<ExitCode> {
@@ -252,6 +342,10 @@ pub(super) async fn verify(config: &Config) -> anyhow::Result<ExitCode> {
             pin.file,
             config.plugins_dir.display()
         )?;
+    }
+    if let Some((ok, line)) = engine_state(config, &scan) {
+        problems += usize::from(!ok);
+        writeln!(out, "{:<8} {line}", if ok { "ok" } else { "engine" })?;
     }
     if problems == 0 {
         writeln!(out, "All {} modules are pinned.", scan.modules.len())?;

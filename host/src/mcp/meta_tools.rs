@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 pub const GET_MODULE_SCHEMA: &str = "get_module_schema";
 pub const CALL_MODULE_TOOL: &str = "call_module_tool";
 pub const RUN_PLAN: &str = "run_plan";
+pub const RUN_SCRIPT: &str = "run_script";
 
 /// One module name or several.
 #[derive(Debug, Deserialize)]
@@ -41,6 +42,12 @@ pub struct CallModuleToolArgs {
     pub tool: String,
     pub arguments: Option<Value>,
     pub account: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunScriptArgs {
+    pub script: String,
 }
 
 /// Read a meta-tool's arguments; the error is written for the model.
@@ -150,6 +157,44 @@ pub fn run_plan() -> Tool {
         })),
     )
     .with_title("Run plan")
+}
+
+/// `run_script`, offered in both tool modes when the owner approved a
+/// script engine, with `catalogue` (the tools this client may call, typed)
+/// in its description.
+pub fn run_script(catalogue: &str) -> Tool {
+    let description = format!(
+        "Run a short JavaScript program on the server that calls module tools, instead of calling \
+         them one by one. The program is the body of an async function: `await` tool calls and \
+         `return` a JSON value. Call a tool with `await tools.MODULE.TOOL(arguments, {{account}})` \
+         (or `await call(\"MODULE\", \"TOOL\", arguments, {{account}})`); it resolves to the tool's \
+         structured result (or its text, parsed when it is JSON) and throws an Error with the \
+         reason when the call fails. Calls started together run in parallel, e.g. `await \
+         Promise.all([...])`. Each call is a normal tool call: same arguments, masks, consent and \
+         audit as call_module_tool. Nothing else is reachable: no network, files or environment. \
+         `console.log` lines and the returned value come back as the result, with each call's \
+         outcome; the script runs with the CPU, memory and time limits of a tool call. Example: \
+         `const [a, b] = await Promise.all([tools.github.get_issue({{owner: \"o\", repo: \"r\", \
+         number: 1}}), tools.github.get_issue({{owner: \"o\", repo: \"r\", number: 2}})]); return \
+         [a.title, b.title];`\n\nThe tools (arguments, the fields of the result, flags):\n{catalogue}"
+    );
+    Tool::new(
+        RUN_SCRIPT,
+        description,
+        object(json!({
+            "type": "object",
+            "properties": {
+                "script": {
+                    "type": "string",
+                    "maxLength": crate::script::MAX_SOURCE_BYTES,
+                    "description": "The JavaScript program: the body of an async function."
+                }
+            },
+            "required": ["script"],
+            "additionalProperties": false
+        })),
+    )
+    .with_title("Run script")
 }
 
 fn object(value: Value) -> Arc<JsonObject> {

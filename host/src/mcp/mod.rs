@@ -52,18 +52,21 @@ use crate::plan::{PlanRequest, PlanSide};
 use crate::runtime::{ContentItem, ResourceContents, ToolOutput};
 use meta_tools::{
     CALL_MODULE_TOOL, CallModuleToolArgs, GET_MODULE_SCHEMA, GetModuleSchemaArgs, RUN_PLAN,
+    RUN_SCRIPT, RunScriptArgs,
 };
 
 const FLAT_INSTRUCTIONS: &str = "MCPist gives access to the owner's service modules: each tool is \
 named module.tool. Tools of modules that act for the owner's accounts take an optional `account`; \
 omit it for the default account. To run several tools in one request, send them to run_plan as \
-steps (independent steps run in parallel; a step may use an earlier step's result).";
+steps (independent steps run in parallel; a step may use an earlier step's result), or, where \
+run_script is offered, as a short JavaScript program that calls the tools.";
 
 const INSTRUCTIONS: &str = "MCPist gives access to the owner's service modules through three tools. \
 Call get_module_schema with no arguments to see the modules, then with {\"module\": NAME} to see a \
 module's tools and their input schemas; then call call_module_tool with {module, tool, arguments}, \
 or run_plan to run several calls in one request (independent steps run in parallel; a step may use \
-an earlier step's result).";
+an earlier step's result); where run_script is offered, a short JavaScript program can call the \
+tools instead.";
 
 /// How one MCP session is served.
 #[derive(Debug, Clone)]
@@ -200,6 +203,76 @@ impl McpServer {
             })
         })
         .await
+    }
+
+    /// `run_script` for `client`, when the owner approved a script engine:
+    /// described with the tools the client may call.
+    fn run_script_tool(&self, client: &str) -> Option<Tool> {
+        // A pin without its file (not built, or not copied here) offers
+        // nothing that could run.
+        self.calls
+            .served()
+            .script_engine()
+            .filter(|engine| engine.path.is_file())?;
+        let catalogue = crate::script::typed_catalogue(&self.calls.tools(client));
+        Some(meta_tools::run_script(&catalogue))
+    }
+
+    /// Answer a `run_script` request for `client`: run like a call (and,
+    /// for a client that takes tasks, as a task if it runs long).
+    async fn answer_script(
+        &self,
+        arguments: Value,
+        client: String,
+        context: RequestContext<RoleServer>,
+        answers: Answers,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let source = match meta_tools::parse::<RunScriptArgs>(arguments.clone()) {
+            Ok(request) => request.script,
+            Err(problem) => {
+                let refused = self.calls.refuse_malformed(&client, &arguments, problem);
+                return Ok(tool_error(&format!("the script was not run: {refused}")).into());
+            }
+        };
+        let (server, owner) = (self.clone(), client.clone());
+        self.answer(&client, &context, move |request, stop| {
+            Box::pin(async move {
+                server
+                    .run_script(&source, &owner, &request, answers, &stop)
+                    .await
+                    .response(Unknown::AsToolError)
+            })
+        })
+        .await
+    }
+
+    /// Run a script on behalf of the request `context`, as
+    /// [`McpServer::run_call`] runs a call: `cancel` stops it and its
+    /// calls, the client hears what it asked for (progress per call), the
+    /// person is asked about the calls the consent policy asks about.
+    async fn run_script(
+        &self,
+        source: &str,
+        client: &str,
+        context: &RequestContext<RoleServer>,
+        answers: Answers,
+        cancel: &CancellationToken,
+    ) -> Ran {
+        let (wanted, asker) = self.updates_and_asker(context, answers);
+        let ran = call_updates::forwarding(&context.peer, wanted, |watcher| {
+            let side = crate::script::ScriptSide {
+                watcher,
+                asker: Some(asker as Arc<dyn ConsentAsker>),
+            };
+            crate::script::run(self.calls.clone(), client, source, cancel, side)
+        })
+        .await;
+        let result = ran.to_json();
+        Ran::Answered(if ran.outcome.is_ok() {
+            CallToolResult::structured(result)
+        } else {
+            CallToolResult::structured_error(result)
+        })
     }
 
     /// Run what `work` starts for `client`: awaited here, or, for a client
@@ -718,13 +791,17 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let client = self.client_of(&context.extensions);
+        let script = self.run_script_tool(&client);
         if self.session.flat {
-            let client = self.client_of(&context.extensions);
             let tools = self.calls.tools(&client).into_iter().map(flat_tool);
             let plan = std::iter::once(meta_tools::run_plan());
-            return Ok(ListToolsResult::with_all_items(tools.chain(plan).collect()));
+            return Ok(ListToolsResult::with_all_items(
+                tools.chain(plan).chain(script).collect(),
+            ));
         }
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+        let tools = self.tools.iter().cloned().chain(script);
+        Ok(ListToolsResult::with_all_items(tools.collect()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -747,6 +824,11 @@ impl ServerHandler for McpServer {
         let mut arguments = Value::Object(request.arguments.unwrap_or_default());
         if request.name == RUN_PLAN {
             return self.answer_plan(arguments, client, context, answers).await;
+        }
+        if request.name == RUN_SCRIPT {
+            return self
+                .answer_script(arguments, client, context, answers)
+                .await;
         }
         if self.session.flat {
             let Some((module, tool)) = request.name.split_once('.') else {

@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::calls::{CallService, ToolCall};
 
 pub use run::{PlanRun, PlanSide, StepOutcome, StepReport, run};
+pub(crate) use run::{StepWatcher, result_value};
 
 /// Most steps one plan may have.
 pub const MAX_STEPS: usize = 64;

@@ -180,9 +180,10 @@ impl ConsentAsker for Settled {
     }
 }
 
-/// A step's watcher: the module's log lines go through; its own progress
-/// and request counts do not, since the plan reports progress per step.
-struct StepWatcher(Arc<dyn CallWatcher>);
+/// A step's (or a script's call's) watcher: the module's log lines go
+/// through; its own progress and request counts do not, since the plan
+/// reports progress per step (a script, per call).
+pub(crate) struct StepWatcher(pub(crate) Arc<dyn CallWatcher>);
 
 impl CallWatcher for StepWatcher {
     fn log(&self, module: &str, level: LogLevel, message: &str) {
@@ -467,7 +468,7 @@ fn step_index(steps: &[Step], id: &str) -> usize {
 /// A step's result as one JSON value, for references and the report: the
 /// structured result when the tool gives one; else its text (read as JSON
 /// when it is JSON); media and resources are described, not carried.
-fn result_value(output: ToolOutput) -> Value {
+pub(crate) fn result_value(output: ToolOutput) -> Value {
     if let Some(structured) = output.structured {
         return structured;
     }

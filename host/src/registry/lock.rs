@@ -221,8 +221,24 @@ struct LockFileRepr {
     /// Module name → the file served when several versions are pinned.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     active: BTreeMap<String, String>,
+    /// The script engine `run_script` runs, when one is approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    script_engine: Option<EnginePin>,
     #[serde(default, rename = "module")]
     modules: Vec<LockEntry>,
+}
+
+/// The approved script engine: the component `run_script` runs scripts in.
+/// It can call every tool the calling client may call, and nothing else;
+/// unlike a module it declares no tools, hosts or credentials, so its pin
+/// is its file and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnginePin {
+    /// Path inside the plugins folder, e.g. `engines/javascript.wasm`.
+    pub file: String,
+    /// The sha256 of the approved file.
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -230,6 +246,7 @@ struct LockFileRepr {
 pub struct Lock {
     entries: Vec<LockEntry>,
     active: BTreeMap<String, String>,
+    script_engine: Option<EnginePin>,
 }
 
 impl Lock {
@@ -263,7 +280,18 @@ impl Lock {
         Ok(Lock {
             entries: repr.modules,
             active: repr.active,
+            script_engine: repr.script_engine,
         })
+    }
+
+    /// The approved script engine, if any.
+    pub fn script_engine(&self) -> Option<&EnginePin> {
+        self.script_engine.as_ref()
+    }
+
+    /// Approve `pin` as the script engine, replacing any earlier one.
+    pub fn pin_script_engine(&mut self, pin: EnginePin) {
+        self.script_engine = Some(pin);
     }
 
     /// Every pin.
@@ -322,6 +350,7 @@ impl Lock {
         let repr = LockFileRepr {
             version: FORMAT_VERSION,
             active: self.active.clone(),
+            script_engine: self.script_engine.clone(),
             modules: self.entries.clone(),
         };
         let body = toml::to_string_pretty(&repr).expect("lock entries always serialise");

@@ -205,6 +205,9 @@ pub struct Scan {
     pub modules: Vec<ModuleFile>,
     /// Pins whose file is missing from the plugins folder.
     pub missing: Vec<LockEntry>,
+    /// The approved script engine, where it should be; its file is read
+    /// and checked against the pin when a script first needs it.
+    pub script_engine: Option<crate::script::ApprovedEngine>,
 }
 
 impl Scan {
@@ -280,6 +283,7 @@ pub async fn scan(
             .entries()
             .iter()
             .map(|e| e.sha256.as_str())
+            .chain(lock.script_engine().map(|pin| pin.sha256.as_str()))
             .collect::<Vec<_>>(),
     );
     choose_versions(&mut modules, lock);
@@ -291,7 +295,14 @@ pub async fn scan(
         .filter(|e| !modules.iter().any(|m| m.file == e.file))
         .cloned()
         .collect();
-    Ok(Scan { modules, missing })
+    let script_engine = lock
+        .script_engine()
+        .and_then(|pin| crate::script::ApprovedEngine::locate(dir, pin));
+    Ok(Scan {
+        modules,
+        missing,
+        script_engine,
+    })
 }
 
 async fn examine(runtime: &Runtime, path: &Path, lock: &Lock) -> ModuleFile {

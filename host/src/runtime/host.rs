@@ -12,9 +12,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::guest_output::GuestOutput;
 use super::limits::{Limits, MemoryLimiter};
 use super::services::ProgressReport;
-use super::services::{GuestServices, HttpError, LogLevel, OutboundRequest};
+use super::services::{GuestServices, HttpError, LogLevel, OutboundRequest, ScriptHost};
 use super::wasi_http::EgressHooks;
-use super::world::{v01, v02};
+use super::world::{engine, v01, v02};
 use super::{wit_http, wit_log, wit_progress};
 
 /// Bytes of log messages a module may write per call; beyond that its log
@@ -27,6 +27,10 @@ const LOG_MESSAGE_MAX: usize = 4 << 10;
 const PROGRESS_BUDGET: u32 = 100;
 /// Longest progress message kept.
 const PROGRESS_MESSAGE_MAX: usize = 256;
+/// Bytes of console output a script may write; the result carries them.
+const CONSOLE_BUDGET: usize = 64 << 10;
+/// Longest console line kept.
+const CONSOLE_LINE_MAX: usize = 4 << 10;
 
 pub(crate) struct CallState {
     wasi: WasiCtx,
@@ -43,6 +47,11 @@ pub(crate) struct CallState {
     pub cpu_ticks: u64,
     /// What the guest may ask of the host in this call.
     pub services: Arc<dyn GuestServices>,
+    /// Tool calls and console output: the script engine's only, none for
+    /// a service module (whose linker has no `script-host` anyway).
+    pub script: Option<Arc<dyn ScriptHost>>,
+    /// Console bytes the script may still write.
+    console_budget: usize,
 }
 
 impl CallState {
@@ -78,6 +87,8 @@ impl CallState {
             progress_done: f64::NEG_INFINITY,
             cpu_ticks: 0,
             services,
+            script: None,
+            console_budget: CONSOLE_BUDGET,
         }
     }
 }
@@ -176,6 +187,45 @@ impl wit_http::Host for CallState {
                 Err(wit_http::Error::Failed(message))
             }
         }
+    }
+}
+
+use engine::mcpist::plugin0_2_0::script_host;
+
+impl script_host::Host for CallState {
+    async fn call_tool(
+        &mut self,
+        module: String,
+        tool: String,
+        account: Option<String>,
+        arguments: String,
+    ) -> u32 {
+        match &self.script {
+            Some(host) => host.call_tool(module, tool, account, arguments),
+            // Unreachable through the linkers; a number that never ends.
+            None => u32::MAX,
+        }
+    }
+
+    async fn next_ended(&mut self) -> Option<script_host::Ended> {
+        let host = self.script.clone()?;
+        let ended = host.next_ended().await?;
+        Some(script_host::Ended {
+            call: ended.call,
+            outcome: ended.outcome,
+        })
+    }
+
+    async fn console(&mut self, line: String) {
+        let Some(host) = &self.script else {
+            return;
+        };
+        if self.console_budget == 0 {
+            return;
+        }
+        let line = bounded(&line, CONSOLE_LINE_MAX.min(self.console_budget));
+        self.console_budget = self.console_budget.saturating_sub(line.len());
+        host.console(line);
     }
 }
 

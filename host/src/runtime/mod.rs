@@ -42,7 +42,7 @@ pub use output::{
 };
 pub use services::{
     GuestServices, HttpError, InboundResponse, LogLevel, NoServices, OutboundRequest,
-    ProgressReport,
+    ProgressReport, ScriptHost, ToolCallEnded,
 };
 
 use compiled_cache::{CompiledModules, DiskCache};
@@ -50,7 +50,7 @@ use guest_output::GuestOutput;
 use host::CallState;
 
 use output::OutputError;
-use world::{Plugin, PluginPre, declared};
+use world::{Instantiate, PluginPre, declared, engine};
 pub(crate) use world::{wit_http, wit_log, wit_progress};
 
 /// How often the engine's epoch advances. The CPU limit is checked at this
@@ -211,10 +211,28 @@ impl std::fmt::Debug for PreparedModule {
     }
 }
 
+/// The script engine, compiled and linked, ready to run a script per call.
+#[derive(Clone)]
+pub struct PreparedEngine {
+    pre: engine::ScriptEnginePre<CallState>,
+}
+
+impl std::fmt::Debug for PreparedEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedEngine").finish_non_exhaustive()
+    }
+}
+
+/// How errors and logs name the script engine.
+pub const SCRIPT_ENGINE: &str = "script engine";
+
 /// The engine, its linker, the compiled modules and the instance pool.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
+    /// The service modules' imports and `script-host`: only the script
+    /// engine is linked with this one.
+    script_linker: Linker<CallState>,
     limits: Limits,
     compiled: CompiledModules,
     /// One permit per slot of the instance pool, so that a burst of calls
@@ -282,9 +300,13 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         world::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let mut script_linker = linker.clone();
+        world::add_script_host_to_linker(&mut script_linker)
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         Ok(Runtime {
             engine,
             linker,
+            script_linker,
             limits,
             compiled: CompiledModules::default(),
             slots: Arc::new(Semaphore::new(slots as usize)),
@@ -319,9 +341,14 @@ impl Runtime {
     #[cfg(feature = "bench")]
     pub async fn instantiate_and_drop(&self, module: &PreparedModule) -> Result<(), CallError> {
         let never = CancellationToken::new();
-        self.run(module, "benchmark", Box::new(NoServices), &never, |_, _| {
-            Box::pin(async { Ok(()) })
-        })
+        self.run(
+            &module.pre,
+            "benchmark",
+            Box::new(NoServices),
+            None,
+            &never,
+            |_, _| Box::pin(async { Ok(()) }),
+        )
         .await
     }
 
@@ -369,6 +396,43 @@ impl Runtime {
         if let Some(prepared) = self.compiled.get(sha256) {
             return Ok(prepared);
         }
+        let component = self.component(label, bytes, sha256, persist)?;
+        let prepared = self.link(&component)?;
+        self.compiled.insert(sha256, &prepared);
+        Ok(prepared)
+    }
+
+    /// Compile the script engine the owner approved (its sha256 pinned as
+    /// the lock's `[script_engine]`) and resolve its imports, `script-host`
+    /// among them; kept in the disk cache like a pinned module.
+    pub fn prepare_script_engine(
+        &self,
+        label: &str,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<PreparedEngine, RuntimeError> {
+        let component = self.component(label, bytes, sha256, true)?;
+        let instance_pre = self
+            .script_linker
+            .instantiate_pre(&component)
+            .map_err(|e| RuntimeError::from_link(&e))?;
+        let pre = engine::ScriptEnginePre::new(instance_pre).map_err(|e| {
+            RuntimeError::Link(format!(
+                "it is not a script engine (world `mcpist:plugin/script-engine@0.2.0`): {e:#}"
+            ))
+        })?;
+        Ok(PreparedEngine { pre })
+    }
+
+    /// The compiled form of `bytes`: from the disk cache when `persist` and
+    /// it holds it, else compiled (and, when `persist`, kept there).
+    fn component(
+        &self,
+        label: &str,
+        bytes: &[u8],
+        sha256: &str,
+        persist: bool,
+    ) -> Result<Component, RuntimeError> {
         let on_disk = self.compiled.on_disk.as_ref().filter(|_| persist);
         let component = match on_disk.and_then(|cache| cache.load(&self.engine, sha256)) {
             Some(component) => component,
@@ -385,9 +449,7 @@ impl Runtime {
                 }
             }
         };
-        let prepared = self.link(&component)?;
-        self.compiled.insert(sha256, &prepared);
-        Ok(prepared)
+        Ok(component)
     }
 
     /// Compile with Cranelift, saying so when it takes a while: a module
@@ -451,9 +513,10 @@ impl Runtime {
         let export = module.pre.module_export();
         let info = self
             .run(
-                module,
+                &module.pre,
                 label,
                 Box::new(NoServices),
+                None,
                 &never,
                 move |plugin, store| {
                     Box::pin(async move {
@@ -502,17 +565,24 @@ impl Runtime {
         let tool_name = call.tool.to_owned();
         let export = module.pre.module_export();
         let (result, refusal) = self
-            .run(module, name, services, cancel, move |plugin, store| {
-                Box::pin(async move {
-                    let result = plugin
-                        .call(&mut *store, &tool_name, &arguments, &wit_context)
-                        .await
-                        .map_err(|e| {
-                            e.context(format!("export `{export}#call` (tool `{tool_name}`)"))
-                        })?;
-                    Ok((result, store.data().http_hooks.refusal()))
-                })
-            })
+            .run(
+                &module.pre,
+                name,
+                services,
+                None,
+                cancel,
+                move |plugin, store| {
+                    Box::pin(async move {
+                        let result = plugin
+                            .call(&mut *store, &tool_name, &arguments, &wit_context)
+                            .await
+                            .map_err(|e| {
+                                e.context(format!("export `{export}#call` (tool `{tool_name}`)"))
+                            })?;
+                        Ok((result, store.data().http_hooks.refusal()))
+                    })
+                },
+            )
             .await?;
         match result {
             Ok(output) => self.check_output(name, output).map(Ok),
@@ -530,20 +600,55 @@ impl Runtime {
         }
     }
 
+    /// Run `source` in a fresh instance of the script engine, held to the
+    /// same limits as a tool call, with `host` starting the tool calls it
+    /// asks for. The script's value is JSON text; its error, the uncaught
+    /// exception as the engine describes it. `services` answers the rest
+    /// of what the engine asks (its log; HTTP, which it must be refused).
+    pub async fn run_script(
+        &self,
+        engine: &PreparedEngine,
+        source: &str,
+        services: Box<dyn GuestServices>,
+        host: Arc<dyn ScriptHost>,
+        cancel: &CancellationToken,
+    ) -> Result<Result<String, String>, CallError> {
+        let source = source.to_owned();
+        self.run(
+            &engine.pre,
+            SCRIPT_ENGINE,
+            services,
+            Some(host),
+            cancel,
+            move |instance, store| {
+                Box::pin(async move {
+                    instance
+                        .mcpist_plugin0_2_0_script()
+                        .call_run(store, &source)
+                        .await
+                        .map_err(|e| e.context("export `mcpist:plugin/script@0.2.0#run`"))
+                })
+            },
+        )
+        .await
+    }
+
     /// Instantiate `module` in a fresh store with the call limits and run
     /// `f`, until it ends, a limit is hit or `cancel` fires.
-    async fn run<R, F>(
+    async fn run<P, R, F>(
         &self,
-        module: &PreparedModule,
+        pre: &P,
         name: &str,
         services: Box<dyn GuestServices>,
+        script: Option<Arc<dyn ScriptHost>>,
         cancel: &CancellationToken,
         f: F,
     ) -> Result<R, CallError>
     where
+        P: Instantiate,
         R: Send + 'static,
         F: for<'a> FnOnce(
-                &'a Plugin,
+                &'a P::Instance,
                 &'a mut Store<CallState>,
             ) -> std::pin::Pin<
                 Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
@@ -562,13 +667,14 @@ impl Runtime {
         let limits = self.limits;
         let stdout = GuestOutput::default();
         let stderr = GuestOutput::default();
-        let state = CallState::new(
+        let mut state = CallState::new(
             name,
             &limits,
             stdout.clone(),
             stderr.clone(),
             Arc::from(services),
         );
+        state.script = script;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         // The CPU budget is counted in epoch ticks during which the guest was
@@ -588,15 +694,14 @@ impl Runtime {
         });
 
         let guest = tokio::time::timeout(limits.wall_time, async {
-            let plugin = module
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| CallError::Instantiate {
-                    module: name.to_owned(),
-                    detail: format!("{e:#}"),
-                })?;
-            f(&plugin, &mut store)
+            let instance =
+                pre.instantiate(&mut store)
+                    .await
+                    .map_err(|e| CallError::Instantiate {
+                        module: name.to_owned(),
+                        detail: format!("{e:#}"),
+                    })?;
+            f(&instance, &mut store)
                 .await
                 .map_err(|e| self.classify(name, &store, e))
         });

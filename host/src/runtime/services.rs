@@ -133,3 +133,34 @@ impl GuestServices for NoServices {
         0
     }
 }
+
+/// A tool call a script started, once it has ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCallEnded {
+    /// The number [`ScriptHost::call_tool`] gave it.
+    pub call: u32,
+    /// Its result as JSON text, or why it failed (written for the model).
+    pub outcome: Result<String, String>,
+}
+
+/// What the script engine may ask of the host while one script runs
+/// (`wit/script.wit`'s `script-host`), implemented by the embedder with
+/// the host's call path. Only the script engine's instance is given one.
+#[async_trait]
+pub trait ScriptHost: Send + Sync {
+    /// Start a tool call and return its number at once; a call that is
+    /// refused ends like any other, through [`ScriptHost::next_ended`].
+    fn call_tool(
+        &self,
+        module: String,
+        tool: String,
+        account: Option<String>,
+        arguments: String,
+    ) -> u32;
+
+    /// The next started call to end; `None` at once when none is running.
+    async fn next_ended(&self) -> Option<ToolCallEnded>;
+
+    /// One console line of the script, already escaped and bounded.
+    fn console(&self, line: String);
+}

@@ -8,6 +8,8 @@
 //! 0.2.0's terms; a 0.1.0 result is a 0.2.0 result that uses only text and
 //! JSON.
 
+use std::pin::Pin;
+
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 
@@ -40,6 +42,19 @@ pub(crate) mod v02 {
     });
 }
 
+/// Generated from `wit/script.wit`: the JavaScript engine behind
+/// `run_script`, linked with a linker of its own (see
+/// [`add_script_host_to_linker`]) so that no service module can import
+/// `script-host`.
+pub(crate) mod engine {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "mcpist:plugin/script-engine@0.2.0",
+        imports: { default: async },
+        exports: { default: async },
+    });
+}
+
 pub(crate) use v01::mcpist::plugin::types as declared;
 pub(crate) use v01::mcpist::plugin::{http as wit_http, log as wit_log};
 pub(crate) use v02::mcpist::plugin0_2_0::progress as wit_progress;
@@ -58,6 +73,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
         |state| state,
     )?;
     wit_progress::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
+}
+
+/// Link `script-host`, for the script engine's linker only.
+pub(crate) fn add_script_host_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    engine::ScriptEngine::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
 }
 
 /// A compiled module bound to the world version it was built for.
@@ -111,6 +131,40 @@ impl PluginPre {
             PluginPre::V01(pre) => Plugin::V01(pre.instantiate_async(store).await?),
             PluginPre::V02(pre) => Plugin::V02(pre.instantiate_async(store).await?),
         })
+    }
+}
+
+/// A compiled component, ready to be instantiated in a call's store: a
+/// service module or the script engine.
+pub(crate) trait Instantiate: Send + Sync {
+    /// The instance, with its exports.
+    type Instance: Send + Sync;
+
+    fn instantiate<'a>(
+        &'a self,
+        store: &'a mut Store<CallState>,
+    ) -> Pin<Box<dyn Future<Output = wasmtime::Result<Self::Instance>> + Send + 'a>>;
+}
+
+impl Instantiate for PluginPre {
+    type Instance = Plugin;
+
+    fn instantiate<'a>(
+        &'a self,
+        store: &'a mut Store<CallState>,
+    ) -> Pin<Box<dyn Future<Output = wasmtime::Result<Plugin>> + Send + 'a>> {
+        Box::pin(self.instantiate_async(store))
+    }
+}
+
+impl Instantiate for engine::ScriptEnginePre<CallState> {
+    type Instance = engine::ScriptEngine;
+
+    fn instantiate<'a>(
+        &'a self,
+        store: &'a mut Store<CallState>,
+    ) -> Pin<Box<dyn Future<Output = wasmtime::Result<engine::ScriptEngine>> + Send + 'a>> {
+        Box::pin(self.instantiate_async(store))
     }
 }
 

@@ -60,8 +60,12 @@ async def test_reads_from_two_accounts_and_notion_feed_a_new_issue(owner, upstre
     issue = steps["check"]["result"]["issue"]
     assert issue["title"] == "Welcome to workspace-a"
     assert issue["body"] == steps["work"]["result"]["repositories"][0]["full_name"]
-    plan_id = result.structured_content["plan"]
-    calls = [r for r in records(owner) if r.get("plan") == plan_id]
+    assert_the_workflow_was_audited(owner, result.structured_content["plan"])
+
+
+def assert_the_workflow_was_audited(home, plan_id):
+    """The workflow's five calls, each audited with the plan's (or script's) id."""
+    calls = [r for r in records(home) if r.get("plan") == plan_id]
     assert sorted((r["tool"], r["account"]) for r in calls) == [
         ("create_issue", "personal"),
         ("get_issue", "personal"),

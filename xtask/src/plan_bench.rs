@@ -1,5 +1,5 @@
-//! Part of `cargo xtask bench`: what `run_plan` saves a client, and what it
-//! costs per step.
+//! Part of `cargo xtask bench`: what `run_plan` and `run_script` save a
+//! client, and what they cost per step.
 //!
 //! - **Against a slow upstream**: ten independent read-only steps
 //!   (`github.get_issue`, one upstream request each) against the local
@@ -11,7 +11,11 @@
 //!   `call_module_tool` calls, each a round trip from the client. The
 //!   difference per step is what the scheduler, the reference and
 //!   selection machinery and the combined answer cost, less the round trips
-//!   a plan saves.
+//!   a plan saves. The same for a script awaiting ten `text.count` calls
+//!   one after the other, less the script's fixed cost (an empty script:
+//!   a fresh engine instance, the JavaScript context, the answer).
+//! - **Scripts against the slow upstream**: the ten `get_issue` calls
+//!   started together by one script (`Promise.all`).
 //!
 //! All rows are measured on one server, in turn within each round, so that
 //! a drift of the machine or of the upstream touches every row alike.
@@ -106,10 +110,23 @@ pub fn run(root: &Path, binary: &Path) -> anyhow::Result<()> {
         );
     }
     println!(
+        "    {:<42}{:>10}  {:.2}× faster",
+        "one script, Promise.all of the ten calls",
+        ms(figures.script_slow),
+        figures.one_by_one.as_secs_f64() / figures.script_slow.as_secs_f64()
+    );
+    println!(
         "  per step ({STEPS} text.count steps, max_parallel = 1, medians of {FAST_ROUNDS} rounds): {} in a plan, {} as a plain call from the client ({} a step)",
         us(figures.plan_step),
         us(figures.plain_call),
         signed_us(figures.plan_step, figures.plain_call),
+    );
+    println!(
+        "  per step ({STEPS} text.count calls awaited one by one in a script, medians of {FAST_ROUNDS} rounds): {} in a script, {} as a plain call ({} a step); an empty script costs {}",
+        us(figures.script_step),
+        us(figures.plain_call),
+        signed_us(figures.script_step, figures.plain_call),
+        us(figures.script_fixed),
     );
     Ok(())
 }
@@ -125,6 +142,14 @@ struct PlanFigures {
     plan_default: Duration,
     plan_step: Duration,
     plain_call: Duration,
+    script_slow: Duration,
+    script_step: Duration,
+    script_fixed: Duration,
+}
+
+/// A `run_script` request for `source`.
+fn script(source: &str) -> String {
+    serde_json::json!({"name": "run_script", "arguments": {"script": source}}).to_string()
 }
 
 fn measure(stdio: &mut Pipes) -> anyhow::Result<PlanFigures> {
@@ -159,13 +184,17 @@ fn measure(stdio: &mut Pipes) -> anyhow::Result<PlanFigures> {
         plan(get_issue, Some(STEPS)),
         plan(get_issue, None),
     );
-    let mut rows = [Vec::new(), Vec::new(), Vec::new()];
-    // One warm-up round.
+    let slow_script = script(&format!(
+        "return (await Promise.all(Array.from({{length: {STEPS}}}, () => tools.github.get_issue({{owner: 'alice', repo: 'notes', number: 1, comment_limit: 0}})))).length;"
+    ));
+    let mut rows = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    // One warm-up round (it also loads the script engine).
     for round in 0..=SLOW_ROUNDS {
         let times = [
             time(stdio, &slow_call, STEPS)?,
             time(stdio, &slow_wide, 1)?,
             time(stdio, &slow_default, 1)?,
+            time(stdio, &slow_script, 1)?,
         ];
         if round > 0 {
             for (row, t) in rows.iter_mut().zip(times) {
@@ -173,23 +202,37 @@ fn measure(stdio: &mut Pipes) -> anyhow::Result<PlanFigures> {
             }
         }
     }
-    let [one_by_one, plan_wide, plan_default] = rows.map(median);
+    let [one_by_one, plan_wide, plan_default, script_slow] = rows.map(median);
 
     let (fast_call, fast_plan) = (call(count), plan(count, Some(1)));
-    let (mut plain, mut planned) = (Vec::new(), Vec::new());
+    let fast_script = script(&format!(
+        "let words = 0; for (let i = 0; i < {STEPS}; i++) words += (await tools.text.count({{text: 'the quick brown fox'}})).words; return words;"
+    ));
+    let empty_script = script("return 0;");
+    let mut rows = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     for round in 0..2 * FAST_ROUNDS {
-        let (a, b) = (time(stdio, &fast_call, STEPS)?, time(stdio, &fast_plan, 1)?);
+        let times = [
+            time(stdio, &fast_call, STEPS)? / STEPS as u32,
+            time(stdio, &fast_plan, 1)? / STEPS as u32,
+            time(stdio, &fast_script, 1)?,
+            time(stdio, &empty_script, 1)?,
+        ];
         if round >= FAST_ROUNDS {
-            plain.push(a / STEPS as u32);
-            planned.push(b / STEPS as u32);
+            for (row, t) in rows.iter_mut().zip(times) {
+                row.push(t);
+            }
         }
     }
+    let [plain_call, plan_step, script_whole, script_fixed] = rows.map(median);
     Ok(PlanFigures {
         one_by_one,
         plan_wide,
         plan_default,
-        plan_step: median(planned),
-        plain_call: median(plain),
+        plan_step,
+        plain_call,
+        script_slow,
+        script_step: script_whole.saturating_sub(script_fixed) / STEPS as u32,
+        script_fixed,
     })
 }
 

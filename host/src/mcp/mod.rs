@@ -165,6 +165,20 @@ impl McpServer {
         .await
     }
 
+    /// A meta-tool's arguments for `client`, or the refusal (audited) that
+    /// says the `what` was not run and why.
+    fn parse_or_refuse<T: serde::de::DeserializeOwned>(
+        &self,
+        client: &str,
+        arguments: Value,
+        what: &str,
+    ) -> Result<T, CallToolResult> {
+        meta_tools::parse::<T>(arguments.clone()).map_err(|problem| {
+            let refused = self.calls.refuse_malformed(client, &arguments, problem);
+            tool_error(&format!("the {what} was not run: {refused}"))
+        })
+    }
+
     /// Answer a `run_plan` request for `client`: refused with every problem
     /// listed if the plan does not pass its checks, else run like a call
     /// (and, for a client that takes tasks, as a task if it runs long).
@@ -175,12 +189,9 @@ impl McpServer {
         context: RequestContext<RoleServer>,
         answers: Answers,
     ) -> Result<CallToolResponse, ErrorData> {
-        let request = match meta_tools::parse::<PlanRequest>(arguments.clone()) {
+        let request = match self.parse_or_refuse::<PlanRequest>(&client, arguments, "plan") {
             Ok(request) => request,
-            Err(problem) => {
-                let refused = self.calls.refuse_malformed(&client, &arguments, problem);
-                return Ok(tool_error(&format!("the plan was not run: {refused}")).into());
-            }
+            Err(refused) => return Ok(refused.into()),
         };
         let plan = match crate::plan::check(&self.calls, &client, request) {
             Ok(plan) => plan,
@@ -227,12 +238,9 @@ impl McpServer {
         context: RequestContext<RoleServer>,
         answers: Answers,
     ) -> Result<CallToolResponse, ErrorData> {
-        let source = match meta_tools::parse::<RunScriptArgs>(arguments.clone()) {
+        let source = match self.parse_or_refuse::<RunScriptArgs>(&client, arguments, "script") {
             Ok(request) => request.script,
-            Err(problem) => {
-                let refused = self.calls.refuse_malformed(&client, &arguments, problem);
-                return Ok(tool_error(&format!("the script was not run: {refused}")).into());
-            }
+            Err(refused) => return Ok(refused.into()),
         };
         let (server, owner) = (self.clone(), client.clone());
         self.answer(&client, &context, move |request, stop| {

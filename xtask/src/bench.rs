@@ -20,8 +20,11 @@
 //! figures are the server's cost plus the transport, not an SDK's. The
 //! servers run in a scratch data folder (`target/bench-home`) with the
 //! bundled modules of `plugins/` and `registry.lock`, and the audit log
-//! written but not flushed to disk per call (`fsync = "never"`); one more
-//! row shows what `fsync = "always"` adds on this machine's disk.
+//! written but not flushed to disk per call (`fsync = "never"`); two more
+//! rows show what the default `fsync = "interval"` (a flush every 10 ms,
+//! off the calls' path) and `fsync = "always"` (a flush before each answer)
+//! add on this machine's disk, and `always` is measured with 8 calls in
+//! flight too, where they share flushes.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -89,7 +92,7 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
         )?;
         Ok(path)
     };
-    let (never, always) = (config("never")?, config("always")?);
+    let (never, interval, always) = (config("never")?, config("interval")?, config("always")?);
     let server = |program: &Path, config: &Path, args: &[&str]| {
         let mut command = Command::new(program);
         command
@@ -124,7 +127,9 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
         &mut server(&examples.join("native_twin"), &never, &["serve"]),
         calls,
     )?;
+    let fsync_interval = measure_stdio(&mut server(&binary, &interval, &["serve"]), calls)?;
     let fsync = measure_stdio(&mut server(&binary, &always, &["serve"]), calls)?;
+    let fsync_concurrent = measure_concurrent(&mut server(&binary, &always, &["serve"]), calls)?;
     let http = measure_http(&binary, &never, &server, calls)?;
     let concurrent = measure_concurrent(&mut server(&binary, &never, &["serve"]), calls)?;
     let twenty = measure_twenty(root, &binary)?;
@@ -148,6 +153,7 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
         ("do-nothing server (floor), stdio", &floor),
         ("native twin in mcpist, stdio", &twin),
         ("mcpist, stdio", &mcpist),
+        ("mcpist, stdio, audit fsync=interval", &fsync_interval),
         ("mcpist, stdio, audit fsync=always", &fsync),
         ("mcpist, HTTP (loopback)", &http),
     ] {
@@ -169,6 +175,11 @@ pub fn run(root: &Path, args: &[OsString]) -> anyhow::Result<()> {
         concurrent.per_second / mcpist.per_second,
         concurrent.cores,
         mib(concurrent.peak_rss_kib)
+    );
+    println!(
+        "  {IN_FLIGHT} calls in flight, stdio, audit fsync=always: {:.0} calls/s ({:.2}× as many as with fsync=never)",
+        fsync_concurrent.per_second,
+        fsync_concurrent.per_second / concurrent.per_second,
     );
     println!(
         "  cold start (process start to first tools/list answer, {} bundled modules): {} uncached (peak RSS {} while compiling), {} with compiled modules cached",

@@ -5,16 +5,20 @@
 //! sha256 of the line up to and without its `hash` member), so that
 //! `mcpist audit verify` detects a line that was edited, removed, inserted or
 //! reordered, and says which. A line is written with a single `write` on a
-//! file opened for appending; with `fsync = "always"` (the default) it is
-//! also flushed to the disk before the call's answer is sent. A crash can
-//! then leave at most a torn last line: `verify` reports it as such, and the
-//! next `open` cuts it off (with a warning) before appending.
+//! file opened for appending, before the call's answer is sent, so a crash
+//! of mcpist loses no line; when it reaches the disk is `fsync`'s choice
+//! (`flush.rs`): within 10 ms (`interval`, the default), before the answer
+//! (`always`, one flush shared by the calls that end together), or when the
+//! OS decides (`never`). A crash can leave at most a torn last line:
+//! `verify` reports it as such, and the next `open` cuts it off (with a
+//! warning) before appending.
 //!
 //! What the chain cannot show: someone who rewrites the file from some line
 //! to its end, recomputing every hash after it, or who deletes lines at the
 //! very end. Keeping a copy of `audit verify`'s last hash elsewhere (it
 //! prints it) makes both visible.
 
+mod flush;
 pub mod read;
 mod verify;
 
@@ -51,12 +55,19 @@ pub const MAX_NAME_BYTES: usize = 128;
 /// covers them whole.
 pub const MAX_ARGUMENTS_BYTES: usize = 16 * 1024;
 
-/// When a line is flushed to the disk.
+/// When a line is flushed to the disk. Every line is written before the
+/// call's answer is sent, so none is lost when mcpist crashes; this is what
+/// a power loss (or a crash of the machine) can take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fsync {
-    /// Flush every line to the disk before answering (survives power loss).
+    /// Flush what was written every 10 ms, or at once when 64 lines wait,
+    /// without making calls wait (a power loss loses at most the last
+    /// 10 ms of lines).
     #[default]
+    Interval,
+    /// Flush every line to the disk before answering (survives power loss);
+    /// calls that end together share one flush.
     Always,
     /// Leave flushing to the operating system (survives a crash of mcpist,
     /// not of the machine).
@@ -194,6 +205,11 @@ pub struct AuditLog {
     path: PathBuf,
     fsync: Fsync,
     state: Mutex<Chain>,
+    /// Flushes lines to the disk (`always` and `interval`).
+    flusher: Option<std::sync::Arc<flush::Flusher>>,
+    /// Its thread (`interval`), stopped after a last flush when the log is
+    /// dropped.
+    flush_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 struct Chain {
@@ -256,9 +272,22 @@ impl AuditLog {
                 (parsed.line.seq, parsed.hash)
             }
         };
+        let flusher = match fsync {
+            Fsync::Never => None,
+            Fsync::Always | Fsync::Interval => Some(flush::Flusher::new(
+                file.try_clone().map_err(open_error)?,
+                seq,
+            )),
+        };
+        let flush_thread = flusher
+            .as_ref()
+            .filter(|_| fsync == Fsync::Interval)
+            .map(flush::Flusher::start_interval);
         Ok(AuditLog {
             path: path.to_owned(),
             fsync,
+            flusher,
+            flush_thread,
             state: Mutex::new(Chain {
                 len: file.metadata().map_err(open_error)?.len(),
                 file,
@@ -288,13 +317,7 @@ impl AuditLog {
             prev: chain.prev.clone(),
         };
         let (text, hash) = seal(&line);
-        let written = chain.file.write_all(text.as_bytes()).and_then(|()| {
-            if self.fsync == Fsync::Always {
-                chain.file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+        let written = chain.file.write_all(text.as_bytes());
         if let Err(source) = written {
             // Cut what part of the line got out, so that the next append
             // continues the chain instead of following a torn line.
@@ -309,17 +332,43 @@ impl AuditLog {
         chain.seq = line.seq;
         chain.prev = hash;
         chain.failure = None;
+        let Some(flusher) = &self.flusher else {
+            return Ok(line.seq);
+        };
+        flusher.written(line.seq);
+        drop(chain);
+        if self.fsync == Fsync::Always {
+            // The line is written: a failed flush leaves it in the file, and
+            // calls are refused until a flush succeeds again.
+            flusher.flush_through(line.seq).map_err(write_error)?;
+        }
         Ok(line.seq)
     }
 
     /// Why the last append failed, if it did and none has succeeded since:
     /// calls are refused meanwhile, since they could not be recorded.
     pub fn failure(&self) -> Option<String> {
-        self.state
+        let written = self
+            .state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .failure
-            .clone()
+            .clone();
+        written.or_else(|| {
+            self.flusher
+                .as_ref()
+                .and_then(|flusher| flusher.failure())
+                .map(|failure| format!("flushing it to the disk failed: {failure}"))
+        })
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        if let (Some(flusher), Some(thread)) = (&self.flusher, self.flush_thread.take()) {
+            flusher.close();
+            let _ = thread.join();
+        }
     }
 }
 

@@ -293,3 +293,46 @@ fn a_reader_pages_the_calls_a_filter_keeps_newest_first() {
     let missing = read::page(&path.with_extension("none"), &all, 0, 10).unwrap();
     assert_eq!(missing.matching, 0);
 }
+
+#[test]
+fn in_every_mode_a_line_is_in_the_file_when_append_returns() {
+    // What a crash of mcpist (not of the machine) would leave: the file as
+    // the OS has it, whatever has reached the disk.
+    for fsync in [Fsync::Interval, Fsync::Always, Fsync::Never] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, fsync).unwrap();
+        for (n, tool) in ["a", "b", "c"].iter().enumerate() {
+            assert_eq!(log.append(record(tool)).unwrap(), n as u64 + 1);
+            assert_eq!(lines(&path).len(), n + 1, "{fsync:?}");
+        }
+        assert!(log.failure().is_none());
+        drop(log);
+        let report = verify(&path).unwrap();
+        assert_eq!(report.lines, 3);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+}
+
+#[test]
+fn concurrent_appends_with_always_share_flushes_and_keep_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let log = std::sync::Arc::new(AuditLog::open(&path, Fsync::Always).unwrap());
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    log.append(record("t")).unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let report = verify(&path).unwrap();
+    assert_eq!(report.lines, 200);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}

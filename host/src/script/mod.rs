@@ -26,8 +26,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::calls::{
-    CallService, CallWatcher, ClientSide, ConsentAnswer, ConsentAsker, ConsentQuestion,
-    InvokeError, ToolCall,
+    CallService, CallWatcher, ClientSide, ConsentAnswer, ConsentAsker, ConsentQuestion, ToolCall,
 };
 use crate::plan::{StepWatcher, result_value};
 use crate::registry::lock::EnginePin;
@@ -90,37 +89,6 @@ pub enum ScriptError {
     /// The script is too long, or not given.
     #[error("{0}")]
     Refused(String),
-}
-
-/// The compiled engine, loaded when the first script needs it: compiling
-/// it takes seconds, and a server that runs no script should not pay.
-#[derive(Default)]
-pub struct Engines {
-    loaded: tokio::sync::Mutex<Option<(String, PreparedEngine)>>,
-}
-
-impl Engines {
-    /// The engine `approved` names, checked against its pin and compiled
-    /// (or read from the compiled cache) on first use.
-    async fn get(
-        &self,
-        runtime: &Arc<Runtime>,
-        approved: &ApprovedEngine,
-    ) -> Result<PreparedEngine, ScriptError> {
-        let mut loaded = self.loaded.lock().await;
-        if let Some((sha256, engine)) = loaded.as_ref()
-            && *sha256 == approved.pin.sha256
-        {
-            return Ok(engine.clone());
-        }
-        let runtime = runtime.clone();
-        let approved = approved.clone();
-        let engine = tokio::task::spawn_blocking(move || load(&runtime, &approved))
-            .await
-            .map_err(|e| ScriptError::Engine(format!("loading the script engine failed: {e}")))??;
-        *loaded = Some((engine.0.clone(), engine.1.clone()));
-        Ok(engine.1)
-    }
 }
 
 fn load(
@@ -326,9 +294,11 @@ impl GuestServices for EngineServices {
     }
 }
 
-/// Per-server state of scripts: the engine and the turns to run one.
+/// Per-server state of scripts: the compiled engine, loaded when the first
+/// script needs it (compiling it takes seconds, and a server that runs no
+/// script should not pay), and the turns to run one.
 pub struct Scripts {
-    engines: Engines,
+    loaded: tokio::sync::Mutex<Option<(String, PreparedEngine)>>,
     turns: Semaphore,
 }
 
@@ -336,17 +306,31 @@ impl Scripts {
     /// Scripts for a sandbox pool of `slots`.
     pub fn new(slots: u32) -> Scripts {
         Scripts {
-            engines: Engines::default(),
+            loaded: tokio::sync::Mutex::default(),
             turns: Semaphore::new((slots as usize / 2).max(1)),
         }
     }
 
+    /// The engine `approved` names, checked against its pin and compiled
+    /// (or read from the compiled cache) on first use.
     async fn get(
         &self,
         runtime: &Arc<Runtime>,
         approved: &ApprovedEngine,
     ) -> Result<PreparedEngine, ScriptError> {
-        self.engines.get(runtime, approved).await
+        let mut loaded = self.loaded.lock().await;
+        if let Some((sha256, engine)) = loaded.as_ref()
+            && *sha256 == approved.pin.sha256
+        {
+            return Ok(engine.clone());
+        }
+        let runtime = runtime.clone();
+        let approved = approved.clone();
+        let (sha256, engine) = tokio::task::spawn_blocking(move || load(&runtime, &approved))
+            .await
+            .map_err(|e| ScriptError::Engine(format!("loading the script engine failed: {e}")))??;
+        *loaded = Some((sha256, engine.clone()));
+        Ok(engine)
     }
 }
 
@@ -460,7 +444,7 @@ impl ScriptHost for ToolCalls {
                         .call_from(&client, &call, &cancel, side)
                         .await
                         .map(|output| result_value(output).to_string())
-                        .map_err(|error| error_text(&error))
+                        .map_err(|error| error.to_string())
                 }
             };
             let report = CallReport {
@@ -514,10 +498,6 @@ impl ScriptHost for ToolCalls {
             ));
         }
     }
-}
-
-fn error_text(error: &InvokeError) -> String {
-    error.to_string()
 }
 
 fn duration_ms(duration: Duration) -> f64 {
